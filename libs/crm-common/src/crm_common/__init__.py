@@ -1,0 +1,1 @@
+"""Corral's shared kit: the pieces every service needs exactly once."""

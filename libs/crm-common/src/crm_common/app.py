@@ -1,0 +1,167 @@
+"""The service application factory: one place that wires logging, ids, auth, errors, health and events."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import orjson
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crm_common.auth import AUTH_HEADER, REQUEST_ID_HEADER, InvalidAuthContext, verify_context
+from crm_common.consumer import EventConsumer, Subscription
+from crm_common.db import make_engine, make_sessionmaker
+from crm_common.errors import error_body, install_error_handlers
+from crm_common.health import health_router
+from crm_common.logging import configure_logging, set_request_id
+from crm_common.outbox import OutboxRelay
+from crm_common.settings import BaseServiceSettings
+
+log = structlog.get_logger(__name__)
+
+UNAUTHENTICATED_PATHS = frozenset({"/livez", "/readyz", "/openapi.json", "/docs", "/metrics"})
+
+
+@dataclass
+class ServiceRuntime:
+    """Resources built in the lifespan and handed to routes through `request.app.state.runtime`."""
+
+    settings: BaseServiceSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    relay: OutboxRelay | None = None
+    consumer: EventConsumer | None = None
+    broker: aio_pika.abc.AbstractRobustConnection | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class RequestContextMiddleware:
+    """Binds the request id and verifies the signed auth context before any route runs."""
+
+    def __init__(self, app: ASGIApp, *, secret: str) -> None:
+        self.app = app
+        self.secret = secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = set_request_id(headers.get(REQUEST_ID_HEADER))
+        state = scope.setdefault("state", {})
+        path = scope["path"]
+        if path not in UNAUTHENTICATED_PATHS:
+            raw = headers.get(AUTH_HEADER)
+            if raw is None:
+                await _send_json(send, 401, error_body(401, "Requests must come through the gateway: the "
+                                                       "internal auth context is missing",
+                                                       category="INVALID_AUTHENTICATION"), request_id)
+                return
+            try:
+                state["auth"] = verify_context(raw, self.secret)
+            except InvalidAuthContext as exc:
+                await _send_json(send, 401, error_body(401, f"Invalid internal auth context: {exc}",
+                                                       category="INVALID_AUTHENTICATION"), request_id)
+                return
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
+    payload = orjson.dumps(body)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                    (b"x-request-id", request_id.encode())],
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+StartupHook = Callable[[ServiceRuntime], Awaitable[None]]
+
+
+def create_service_app(
+    *,
+    settings: BaseServiceSettings,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    subscriptions: Sequence[Subscription] = (),
+    on_startup: Sequence[StartupHook] = (),
+    on_shutdown: Sequence[StartupHook] = (),
+    version: str = "0.1.0",
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level, settings.log_json)
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        runtime = ServiceRuntime(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine))
+        app.state.runtime = runtime
+        try:
+            runtime.broker = await aio_pika.connect_robust(settings.amqp_url)
+        except Exception as exc:  # readiness reports it; the service still serves what needs no broker
+            log.warning("broker unavailable at startup", error=repr(exc))
+        if settings.run_outbox_relay:
+            runtime.relay = OutboxRelay(
+                database_url=settings.database_url,
+                amqp_url=settings.amqp_url,
+                exchange=settings.exchange,
+                source=settings.service_name,
+            )
+            await runtime.relay.start()
+        if settings.run_consumers and subscriptions:
+            runtime.consumer = EventConsumer(
+                amqp_url=settings.amqp_url,
+                exchange=settings.exchange,
+                sessionmaker=runtime.sessionmaker,
+                subscriptions=subscriptions,
+            )
+            await runtime.consumer.start()
+        for hook in on_startup:
+            await hook(runtime)
+        log.info("service started", port=settings.port)
+        try:
+            yield
+        finally:
+            for hook in on_shutdown:
+                with contextlib.suppress(Exception):
+                    await hook(runtime)
+            if runtime.consumer:
+                await runtime.consumer.stop()
+            if runtime.relay:
+                await runtime.relay.stop()
+            if runtime.broker:
+                with contextlib.suppress(Exception):
+                    await runtime.broker.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, secret=settings.internal_secret)
+    app.include_router(health_router)
+    for router in routers:
+        app.include_router(router)
+    return app

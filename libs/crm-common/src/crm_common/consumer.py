@@ -1,0 +1,124 @@
+"""Idempotent event consumers: one durable queue per purpose, an inbox table for deduplication.
+
+Queues are quorum queues with a delivery limit: a handler that keeps failing is retried a bounded
+number of times and then dead-lettered to `<exchange>.dlx`, where an operator can inspect it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aio_pika
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_common.cloudevents import CloudEvent, decode_events
+
+log = structlog.get_logger(__name__)
+
+EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    queue: str  # `<service>.<purpose>`
+    routing_keys: Sequence[str]
+    handler: EventHandler
+    delivery_limit: int = 5
+
+
+async def declare_dead_letter(channel: aio_pika.abc.AbstractChannel, exchange: str) -> str:
+    dlx_name = f"{exchange}.dlx"
+    dlx = await channel.declare_exchange(dlx_name, aio_pika.ExchangeType.FANOUT, durable=True)
+    dead = await channel.declare_queue(f"{exchange}.dead-letters", durable=True)
+    await dead.bind(dlx)
+    return dlx_name
+
+
+class EventConsumer:
+    """Runs subscriptions; each event is handled at most once per queue thanks to the inbox table."""
+
+    def __init__(
+        self,
+        *,
+        amqp_url: str,
+        exchange: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        subscriptions: Sequence[Subscription],
+        prefetch: int = 20,
+    ) -> None:
+        self._amqp_url = amqp_url
+        self._exchange_name = exchange
+        self._sessionmaker = sessionmaker
+        self._subscriptions = subscriptions
+        self._prefetch = prefetch
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+
+    async def start(self) -> None:
+        if not self._subscriptions:
+            return
+        self._connection = await aio_pika.connect_robust(self._amqp_url)
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        exchange = await channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        dlx_name = await declare_dead_letter(channel, self._exchange_name)
+        for sub in self._subscriptions:
+            queue = await channel.declare_queue(
+                sub.queue,
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": sub.delivery_limit,
+                    "x-dead-letter-exchange": dlx_name,
+                },
+            )
+            for key in sub.routing_keys:
+                await queue.bind(exchange, routing_key=key)
+            await queue.consume(self._make_callback(sub))
+
+    async def stop(self) -> None:
+        if self._connection:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+
+    def _make_callback(self, sub: Subscription) -> Callable[[aio_pika.abc.AbstractIncomingMessage], Awaitable[None]]:
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            try:
+                events = decode_events(message.body, message.content_type)
+            except Exception as exc:
+                log.error("undecodable event dead-lettered", queue=sub.queue, error=repr(exc))
+                await message.reject(requeue=False)
+                return
+            try:
+                for event in events:
+                    await handle_once(self._sessionmaker, sub.queue, event, sub.handler)
+            except Exception as exc:
+                log.warning("event handler failed; will retry", queue=sub.queue, error=repr(exc))
+                await asyncio.sleep(0.2)
+                await message.nack(requeue=True)
+                return
+            await message.ack()
+
+        return on_message
+
+
+async def handle_once(
+    sessionmaker: async_sessionmaker[AsyncSession], consumer: str, event: CloudEvent, handler: EventHandler
+) -> bool:
+    """Run `handler` for `event` unless this consumer already did; False when it was a duplicate."""
+    async with sessionmaker() as session, session.begin():
+        inserted = await session.execute(
+            text(
+                "INSERT INTO inbox (consumer, event_id) VALUES (:consumer, :event_id) "
+                "ON CONFLICT DO NOTHING RETURNING 1"
+            ),
+            {"consumer": consumer, "event_id": event.id},
+        )
+        if inserted.scalar() is None:
+            return False
+        await handler(session, event)
+        return True

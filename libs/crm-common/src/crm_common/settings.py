@@ -1,0 +1,55 @@
+"""Settings base: configuration comes only from the environment, with working local defaults."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# Only for local development; every deployment sets CORRAL_INTERNAL_SECRET from a Secret.
+DEFAULT_INTERNAL_SECRET = "corral-dev-internal-secret-change-me"
+
+
+class BaseServiceSettings(BaseSettings):
+    """Settings every service shares; subclasses set `env_prefix` and `service_name`."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    service_name: str = "service"
+    host: str = "127.0.0.1"
+    port: int = 8100
+    database_url: str = f"{DEFAULT_PG_URL}/corral"
+    db_pool_size: int = 10
+    amqp_url: str = Field(
+        default=DEFAULT_AMQP_URL, validation_alias=AliasChoices("CORRAL_AMQP_URL", "amqp_url")
+    )
+    exchange: str = Field(
+        default="corral.events", validation_alias=AliasChoices("CORRAL_EXCHANGE", "exchange")
+    )
+    internal_secret: str = Field(
+        default=DEFAULT_INTERNAL_SECRET,
+        validation_alias=AliasChoices("CORRAL_INTERNAL_SECRET", "internal_secret"),
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("CORRAL_LOG_LEVEL", "log_level"))
+    log_json: bool = Field(default=True, validation_alias=AliasChoices("CORRAL_LOG_JSON", "log_json"))
+    run_outbox_relay: bool = True
+    run_consumers: bool = True
+
+    @property
+    def async_database_url(self) -> str:
+        return to_async_url(self.database_url)
+
+
+def to_async_url(url: str) -> str:
+    """SQLAlchemy wants the driver in the scheme; operators write plain postgresql:// URLs."""
+    if url.startswith("postgresql+asyncpg://"):
+        return url
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
+        "postgres://", "postgresql+asyncpg://", 1
+    )
+
+
+def to_plain_url(url: str) -> str:
+    """asyncpg.connect() takes the libpq form without a driver suffix."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,0 +1,31 @@
+"""Corral merge service: application factory and entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from crm_common import cli
+from crm_common.app import create_service_app
+from merge_svc.settings import Settings
+
+SERVICE_DIR = Path(__file__).resolve().parents[2]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    return create_service_app(
+        settings=settings,
+        title="Corral merge service",
+        description="Merges of duplicate records, merge history, unmerge and duplicate suggestions.",
+        routers=[],
+    )
+
+
+def run() -> None:
+    cli.serve(create_app, Settings())
+
+
+def migrate() -> None:
+    cli.migrate(SERVICE_DIR, Settings())

@@ -1,0 +1,11 @@
+from pydantic_settings import SettingsConfigDict
+
+from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="RECORDS_SVC_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "records-svc"
+    port: int = 8101
+    database_url: str = f"{DEFAULT_PG_URL}/corral_records"
