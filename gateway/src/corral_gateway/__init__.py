@@ -1,0 +1,1 @@
+"""Corral's public entry: auth, routing, rate limits, merged OpenAPI, request ids."""

@@ -1,0 +1,91 @@
+"""Scopes, HubSpot private-app style, and which scope an object type needs.
+
+HubSpot gives activities (calls, emails, meetings, notes, tasks) no scopes of their own: they sit
+under the contacts scopes, and tickets / commerce objects use one scope for read and write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALL_SCOPES: tuple[str, ...] = (
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "tickets",
+    "e-commerce",
+    "crm.objects.custom.read",
+    "crm.objects.custom.write",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
+    "crm.schemas.companies.read",
+    "crm.schemas.companies.write",
+    "crm.schemas.deals.read",
+    "crm.schemas.deals.write",
+    "crm.schemas.custom.read",
+    "crm.schemas.custom.write",
+    "crm.import",
+    "crm.objects.owners.read",
+    "corral.merges",
+    "corral.sync",
+)
+
+
+@dataclass(frozen=True)
+class ScopePair:
+    read: str
+    write: str
+
+    def for_access(self, write: bool) -> str:
+        return self.write if write else self.read
+
+
+@dataclass(frozen=True)
+class ObjectFamily:
+    """What a group of object types needs: scopes for its records and for its properties/schema."""
+
+    objects: ScopePair
+    schemas: ScopePair
+
+
+def _pair(prefix: str) -> ScopePair:
+    return ScopePair(f"{prefix}.read", f"{prefix}.write")
+
+
+CONTACTS = ObjectFamily(_pair("crm.objects.contacts"), _pair("crm.schemas.contacts"))
+COMPANIES = ObjectFamily(_pair("crm.objects.companies"), _pair("crm.schemas.companies"))
+DEALS = ObjectFamily(_pair("crm.objects.deals"), _pair("crm.schemas.deals"))
+TICKETS = ObjectFamily(ScopePair("tickets", "tickets"), ScopePair("tickets", "tickets"))
+COMMERCE = ObjectFamily(ScopePair("e-commerce", "e-commerce"), ScopePair("e-commerce", "e-commerce"))
+CUSTOM = ObjectFamily(_pair("crm.objects.custom"), _pair("crm.schemas.custom"))
+
+# Plural name, singular name and type id all name the same type (the SDK and the spec differ).
+_TYPES: tuple[tuple[ObjectFamily, tuple[str, ...]], ...] = (
+    (CONTACTS, ("contacts", "contact", "0-1")),
+    (COMPANIES, ("companies", "company", "0-2")),
+    (DEALS, ("deals", "deal", "0-3")),
+    (TICKETS, ("tickets", "ticket", "0-5")),
+    (COMMERCE, ("products", "product", "0-7", "line_items", "line_item", "0-8")),
+    (CONTACTS, ("calls", "call", "0-48", "emails", "email", "0-49", "meetings", "meeting", "0-47",
+                "notes", "note", "0-46", "tasks", "task", "0-27")),
+)
+FAMILY_BY_TYPE: dict[str, ObjectFamily] = {name: family for family, names in _TYPES for name in names}
+
+
+def family_of(object_type: str) -> ObjectFamily:
+    """Custom objects are `2-<n>` or their own name: anything we do not know is custom."""
+    return FAMILY_BY_TYPE.get(object_type.lower(), CUSTOM)
+
+
+def parse_scopes(raw: str | None) -> list[str]:
+    """`a,b,c` → validated list; None or empty → every scope."""
+    if raw is None or not raw.strip():
+        return list(ALL_SCOPES)
+    scopes = [s.strip() for s in raw.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)} (known: {', '.join(ALL_SCOPES)})")
+    return list(dict.fromkeys(scopes))

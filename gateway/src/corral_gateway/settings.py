@@ -1,0 +1,45 @@
+"""Gateway settings: only from the environment (`GATEWAY_*`), with working local defaults."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
+
+
+class GatewaySettings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "gateway"
+    port: int = 8080
+    database_url: str = f"{DEFAULT_PG_URL}/corral_gateway"
+    db_pool_size: int = 5
+
+    records_url: str = "http://127.0.0.1:8101"
+    imports_url: str = "http://127.0.0.1:8102"
+    merges_url: str = "http://127.0.0.1:8103"
+    sync_url: str = "http://127.0.0.1:8104"
+
+    # HubSpot's private-app limits for Professional accounts; a token may carry its own (0 = unlimited).
+    rate_limit_per_10s: int = 190
+    daily_limit: int = 1_000_000
+
+    # Upstream timeouts. Read/write are per chunk, not per request, so a long streamed upload is fine.
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0
+    write_timeout: float = 120.0
+    pool_timeout: float = 10.0
+    max_connections: int = 200
+    readyz_timeout: float = 2.0
+
+    token_cache_ttl_seconds: float = 30.0
+    last_used_interval_seconds: float = 60.0
+    openapi_cache_seconds: float = 30.0
+
+    def backend_urls(self) -> dict[str, str]:
+        return {
+            "records": self.records_url,
+            "imports": self.imports_url,
+            "merges": self.merges_url,
+            "sync": self.sync_url,
+        }
