@@ -614,3 +614,36 @@ def test_dockerignore_keeps_the_context_small():
     assert {".venv", ".git", ".run", "bench/data"} <= ignored
     assert "**/__pycache__" in ignored or "__pycache__" in ignored
     assert "uv.lock" not in ignored and "pyproject.toml" not in ignored
+
+
+# ---- Salesforce emulator (dev and demo only) -----------------------------------------------------------------
+
+def _emulator_env_names() -> set[str]:
+    from salesforce_emulator.settings import EmulatorSettings
+
+    return {f"SF_EMULATOR_{field.upper()}" for field in EmulatorSettings.model_fields}
+
+
+def test_emulator_is_dev_only_and_configured_with_its_real_settings():
+    known = _emulator_env_names()
+    assert not [d for d in render("overlays/prod") if "salesforce-emulator" in d["metadata"]["name"]]
+    assert not [d for d in render("base") if "salesforce-emulator" in d["metadata"]["name"]]
+
+    docs = render("overlays/dev")
+    deployment = named(docs, "Deployment", "salesforce-emulator")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {v["name"]: v["value"] for v in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert set(env) <= known, f"unknown emulator settings: {set(env) - known}"
+    assert env["SF_EMULATOR_HOST"] == "0.0.0.0"
+    assert ports == {"http": int(env["SF_EMULATOR_HTTP_PORT"]), "https": int(env["SF_EMULATOR_HTTPS_PORT"])}
+    assert env["SF_EMULATOR_CERT_DIR"].startswith("/tmp/"), "the root filesystem is read-only"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/livez", "port": "http"}
+
+    compose_env = _compose_env(compose()["services"]["salesforce-emulator"])
+    assert set(compose_env) <= known, f"unknown emulator settings: {set(compose_env) - known}"
+    assert compose_env["SF_EMULATOR_HTTP_PORT"] == "8090" and compose_env["SF_EMULATOR_HTTPS_PORT"] == "8443"
+
+    dockerfile_env = " ".join(r for ins, r in parse_dockerfile(ROOT / EMULATOR_DIR / "Dockerfile")[-1] if ins == "ENV")
+    assert set(re.findall(r"(SF_EMULATOR_\w+)=", dockerfile_env)) <= known
