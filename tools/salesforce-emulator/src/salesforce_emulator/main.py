@@ -1,5 +1,39 @@
-"""Placeholder entry point until the emulator lands."""
+"""`salesforce-emulator`: one process, one org, two listeners (https for unmodified clients, http for ours)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import uvicorn
+
+from salesforce_emulator.app import create_app
+from salesforce_emulator.settings import EmulatorSettings
+from salesforce_emulator.tls import write_self_signed_certificate
+
+
+async def serve(settings: EmulatorSettings) -> None:
+    app = create_app(settings)
+    certificate, key = write_self_signed_certificate(settings.cert_dir, extra_hosts=(settings.host,))
+    print(f"salesforce-emulator: certificate {certificate.resolve()}", flush=True)
+    print(f"salesforce-emulator: https://{settings.host}:{settings.https_port} and "
+          f"http://{settings.host}:{settings.http_port} (client id {settings.client_id}, "
+          f"admin API {'on' if settings.enable_admin else 'off'})", flush=True)
+    common = dict(host=settings.host, log_level=settings.log_level, lifespan="off", access_log=False)
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, port=settings.https_port, ssl_certfile=str(certificate),
+                                      ssl_keyfile=str(key), **common)),
+        uvicorn.Server(uvicorn.Config(app, port=settings.http_port, **common)),
+    ]
+    await asyncio.gather(*(server.serve() for server in servers))
 
 
 def run() -> None:
-    raise SystemExit("salesforce-emulator is not built yet")
+    try:
+        asyncio.run(serve(EmulatorSettings()))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,134 @@
+"""The FastAPI application: routers, Salesforce-shaped errors and the API gate every data call passes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from salesforce_emulator.api import admin, composite, data, oauth
+from salesforce_emulator.api.common import JSON_MEDIA_TYPE, error_response, json_response
+from salesforce_emulator.errors import OAuthError, SalesforceError, invalid_session
+from salesforce_emulator.org import Org
+from salesforce_emulator.settings import EmulatorSettings
+
+DATA_PREFIX = "/services/data/v"
+
+
+class ApiGate:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path). For every request it drops a
+    trailing slash (Salesforce accepts both and a redirect would break PATCH/POST). For data calls it then
+    authenticates the bearer token, applies scheduled faults, enforces and counts the daily API allowance,
+    and stamps `Sforce-Limit-Info` on the response."""
+
+    def __init__(self, app: ASGIApp, org: Org) -> None:
+        self.app = app
+        self.org = org
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/") or "/"
+            scope = dict(scope, path=path, raw_path=path.encode())
+        if not path.startswith("/services/"):
+            await self.app(scope, receive, send)
+            return
+        if not path.startswith(DATA_PREFIX):
+            await self.app(scope, receive, self._with_limit_info(send))
+            return
+        org = self.org
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization", b"").decode()
+        token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        session = org.connected_app.session_for(token) if token else None
+        if session is None:
+            await self._reply(scope, receive, send, error_response(invalid_session()))
+            return
+        scope.setdefault("state", {})["sf_session"] = session
+        is_subrequest = headers.get(b"x-sf-emulator-subrequest", b"").decode() == org.subrequest_secret
+        if not is_subrequest:
+            for fault in org.faults.take(scope["method"], path):
+                if fault.kind == "LATENCY":
+                    await asyncio.sleep(fault.latency_ms / 1000)
+                    continue
+                error = fault.error()
+                if error is not None:
+                    await self._reply(scope, receive, send, error_response(error))
+                    return
+            if org.usage.exhausted():
+                await self._reply(scope, receive, send, error_response(
+                    SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")))
+                return
+            org.usage.record(token, session.client_id)
+        await self.app(scope, receive, self._with_limit_info(send))
+
+    def limit_info(self) -> bytes:
+        org = self.org
+        value = f"api-usage={org.usage.used()}/{org.usage.daily_max}"
+        if org.settings.per_app_api_requests:
+            app_used = org.usage.per_client.get(org.connected_app.client_id, 0)
+            value += f";per-app-api-usage={app_used}/{org.settings.per_app_api_requests}" \
+                     f"(appName={org.settings.app_name})"
+        return value.encode()
+
+    def _with_limit_info(self, send: Send) -> Send:
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=[*message.get("headers", []),
+                                                 (b"sforce-limit-info", self.limit_info())])
+            await send(message)
+
+        return send_with_header
+
+    async def _reply(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+        await response(scope, receive, self._with_limit_info(send))
+
+
+def create_app(settings: EmulatorSettings | None = None) -> FastAPI:
+    settings = settings or EmulatorSettings()
+    org = Org(settings)
+    app = FastAPI(title="Salesforce REST API emulator", version="0.1.0", openapi_url=None, docs_url=None,
+                  redoc_url=None)
+    app.state.org = org
+    app.state.settings = settings
+
+    @app.exception_handler(SalesforceError)
+    async def salesforce_error(request: Request, error: SalesforceError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(OAuthError)
+    async def oauth_error(request: Request, error: OAuthError) -> Response:
+        return json_response({"error": error.error, "error_description": error.description}, error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            return json_response([{"errorCode": "METHOD_NOT_ALLOWED",
+                                   "message": f"HTTP Method '{request.method}' not allowed."}], 405)
+        return json_response([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+                             error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        return json_response([{"errorCode": "MALFORMED_REQUEST",
+                               "message": orjson.dumps(error.errors(), default=str).decode()}], 400)
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON_MEDIA_TYPE)
+
+    app.include_router(oauth.router)
+    app.include_router(data.router)
+    app.include_router(composite.router)
+    if settings.enable_admin:
+        app.include_router(admin.router)
+    app.add_middleware(ApiGate, org=org)
+    return app

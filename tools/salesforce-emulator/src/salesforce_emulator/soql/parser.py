@@ -1,0 +1,230 @@
+"""Recursive-descent SOQL parser.
+
+Grammar (the subset Corral's sync needs):
+    query      := SELECT select FROM ident [WHERE or] [ORDER BY order (',' order)*] [LIMIT int] [OFFSET int]
+    select     := COUNT '(' ')' | path (',' path)*
+    path       := ident ('.' ident)*
+    or         := and (OR and)*
+    and        := not (AND not)*
+    not        := NOT not | '(' or ')' | comparison
+    comparison := path (op value | [NOT] IN '(' value (',' value)* ')' | LIKE string)
+    value      := string | number | TRUE | FALSE | NULL | date | datetime | ident [':' int]
+    order      := path [ASC|DESC] [NULLS (FIRST|LAST)]
+"""
+
+from __future__ import annotations
+
+from salesforce_emulator.soql.syntax import BooleanOp, Comparison, Condition, FieldPath, Literal, Not, OrderKey, Query
+from salesforce_emulator.soql.tokenizer import Token, malformed, tokenize
+
+DATE_FUNCTIONS_WITHOUT_ARGUMENT = {"TODAY", "YESTERDAY", "TOMORROW", "THIS_WEEK", "LAST_WEEK", "NEXT_WEEK",
+                                   "THIS_MONTH", "LAST_MONTH", "NEXT_MONTH", "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR"}
+DATE_FUNCTIONS_WITH_ARGUMENT = {"LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO"}
+_COMPARISON_OPERATORS = {"=", "!=", "<", "<=", ">", ">="}
+
+
+class _Parser:
+    def __init__(self, soql: str) -> None:
+        self.soql = soql
+        self.tokens = tokenize(soql)
+        self.index = 0
+
+    # -- token helpers -------------------------------------------------------------------------------
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.index]
+        if token.kind != "eof":
+            self.index += 1
+        return token
+
+    def at_keyword(self, *words: str) -> bool:
+        return self.current.kind == "keyword" and self.current.upper in words
+
+    def at_punct(self, char: str) -> bool:
+        return self.current.kind == "punct" and self.current.value == char
+
+    def unexpected(self, token: Token | None = None):
+        token = token or self.current
+        return malformed(self.soql, token.position, f"unexpected token: {token.value}")
+
+    def expect_keyword(self, word: str) -> Token:
+        if not self.at_keyword(word):
+            raise self.unexpected()
+        return self.advance()
+
+    def expect_punct(self, char: str) -> Token:
+        if not self.at_punct(char):
+            raise self.unexpected()
+        return self.advance()
+
+    def expect_identifier(self) -> Token:
+        # Salesforce lets a few keywords double as names (e.g. a field called `Last`), but the subset
+        # Corral needs never does, so a keyword here is an error like a stray symbol.
+        if self.current.kind != "ident":
+            raise self.unexpected()
+        return self.advance()
+
+    # -- grammar -------------------------------------------------------------------------------------
+    def parse(self) -> Query:
+        if not self.at_keyword("SELECT"):
+            # Salesforce answers a bad first word without the row/column preamble.
+            from salesforce_emulator.errors import SalesforceError
+
+            raise SalesforceError(400, "MALFORMED_QUERY", f"unexpected token: {self.current.value}")
+        self.advance()
+        fields, count_only = self.parse_select_list()
+        self.expect_keyword("FROM")
+        sobject = self.expect_identifier()
+        query = Query(fields=fields, sobject=sobject.value, sobject_position=sobject.position,
+                      count_only=count_only)
+        if self.at_keyword("WHERE"):
+            self.advance()
+            query.where = self.parse_or()
+        if self.at_keyword("ORDER"):
+            self.advance()
+            self.expect_keyword("BY")
+            query.order_by.append(self.parse_order_key())
+            while self.at_punct(","):
+                self.advance()
+                query.order_by.append(self.parse_order_key())
+        if self.at_keyword("LIMIT"):
+            self.advance()
+            query.limit = self.parse_non_negative_integer()
+        if self.at_keyword("OFFSET"):
+            self.advance()
+            query.offset = self.parse_non_negative_integer()
+        if self.current.kind != "eof":
+            raise self.unexpected()
+        return query
+
+    def parse_select_list(self) -> tuple[list[FieldPath], bool]:
+        if self.at_keyword("COUNT"):
+            self.advance()
+            self.expect_punct("(")
+            self.expect_punct(")")
+            return [], True
+        fields = [self.parse_path()]
+        while self.at_punct(","):
+            self.advance()
+            fields.append(self.parse_path())
+        return fields, False
+
+    def parse_path(self) -> FieldPath:
+        first = self.expect_identifier()
+        parts = [first.value]
+        while self.at_punct("."):
+            self.advance()
+            parts.append(self.expect_identifier().value)
+        return FieldPath(tuple(parts), first.position)
+
+    def parse_non_negative_integer(self) -> int:
+        token = self.current
+        if token.kind != "number" or not token.value.isdigit():
+            raise self.unexpected()
+        self.advance()
+        return int(token.value)
+
+    def parse_order_key(self) -> OrderKey:
+        path = self.parse_path()
+        descending = False
+        nulls_first: bool | None = None
+        if self.at_keyword("ASC", "DESC"):
+            descending = self.advance().upper == "DESC"
+        if self.at_keyword("NULLS"):
+            self.advance()
+            if not self.at_keyword("FIRST", "LAST"):
+                raise self.unexpected()
+            nulls_first = self.advance().upper == "FIRST"
+        return OrderKey(path, descending, nulls_first)
+
+    def parse_or(self) -> Condition:
+        operands = [self.parse_and()]
+        while self.at_keyword("OR"):
+            self.advance()
+            operands.append(self.parse_and())
+        return operands[0] if len(operands) == 1 else BooleanOp("OR", tuple(operands))
+
+    def parse_and(self) -> Condition:
+        operands = [self.parse_not()]
+        while self.at_keyword("AND"):
+            self.advance()
+            operands.append(self.parse_not())
+        return operands[0] if len(operands) == 1 else BooleanOp("AND", tuple(operands))
+
+    def parse_not(self) -> Condition:
+        if self.at_keyword("NOT"):
+            self.advance()
+            return Not(self.parse_not())
+        if self.at_punct("("):
+            self.advance()
+            inner = self.parse_or()
+            self.expect_punct(")")
+            return inner
+        return self.parse_comparison()
+
+    def parse_comparison(self) -> Comparison:
+        path = self.parse_path()
+        token = self.current
+        if token.kind == "op" and token.value in _COMPARISON_OPERATORS:
+            self.advance()
+            return Comparison(path, token.value, self.parse_value())
+        if self.at_keyword("LIKE"):
+            self.advance()
+            value = self.parse_value()
+            if value.kind != "string":
+                raise malformed(self.soql, value.position, "unexpected token: " + str(value.value))
+            return Comparison(path, "LIKE", value)
+        negated = False
+        if self.at_keyword("NOT"):
+            self.advance()
+            negated = True
+            if not self.at_keyword("IN"):
+                raise self.unexpected()
+        if self.at_keyword("IN"):
+            self.advance()
+            self.expect_punct("(")
+            values = [self.parse_value()]
+            while self.at_punct(","):
+                self.advance()
+                values.append(self.parse_value())
+            self.expect_punct(")")
+            return Comparison(path, "NOT IN" if negated else "IN", tuple(values))
+        raise self.unexpected()
+
+    def parse_value(self) -> Literal:
+        token = self.current
+        if token.kind == "string":
+            self.advance()
+            return Literal("string", token.value, token.position)
+        if token.kind == "number":
+            self.advance()
+            number = float(token.value) if any(c in token.value for c in ".") else int(token.value)
+            return Literal("number", number, token.position)
+        if token.kind in ("date", "datetime"):
+            self.advance()
+            return Literal(token.kind, token.value, token.position)
+        if token.kind == "keyword" and token.upper in ("TRUE", "FALSE"):
+            self.advance()
+            return Literal("boolean", token.upper == "TRUE", token.position)
+        if token.kind == "keyword" and token.upper == "NULL":
+            self.advance()
+            return Literal("null", None, token.position)
+        if token.kind == "ident":
+            name = token.upper
+            if name in DATE_FUNCTIONS_WITHOUT_ARGUMENT:
+                self.advance()
+                return Literal("date_function", name, token.position)
+            if name in DATE_FUNCTIONS_WITH_ARGUMENT:
+                self.advance()
+                self.expect_punct(":")
+                argument = self.parse_non_negative_integer()
+                return Literal("date_function", name, token.position, argument)
+        raise self.unexpected()
+
+
+def parse_soql(soql: str) -> Query:
+    """Parse SOQL text, raising SalesforceError(MALFORMED_QUERY) with Salesforce's wording on bad input."""
+    return _Parser(soql).parse()

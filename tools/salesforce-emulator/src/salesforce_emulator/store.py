@@ -1,0 +1,535 @@
+"""The org's data: records indexed by id, by type and by unique/external-id value, plus the delete log.
+
+All mutating methods are synchronous and take a re-entrant lock: on the event loop they therefore run
+without interleaving, and admin calls from other threads (tests, benchmarks) stay safe too.
+Every change goes through `_replace`, which keeps the indexes right and feeds the undo log that
+allOrNone collections and composite requests roll back with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from salesforce_emulator import ids
+from salesforce_emulator.clock import EmulatorClock, format_datetime
+from salesforce_emulator.errors import SalesforceError, entity_is_deleted, malformed_id, not_found
+from salesforce_emulator.schema import SObjectDef, custom_field_from_spec, custom_object_from_spec, standard_objects
+from salesforce_emulator.soql.compiler import CompiledQuery, QueryCompiler, ResolvedPath, sort_records
+from salesforce_emulator.soql.parser import parse_soql
+from salesforce_emulator.validation import missing_required, normalise_write
+
+Record = dict[str, Any]
+RECYCLE_BIN_DAYS = 15
+UPDATED_WINDOW_DAYS = 30
+INTEGRATION_USERNAME = "integration@corral-emulator.example"
+ADMIN_USERNAME = "admin@corral-emulator.example"
+_undo_log: ContextVar[list[tuple[Record | None, Record | None]] | None] = ContextVar("undo_log", default=None)
+
+
+@dataclass
+class Cursor:
+    rows: list[Record]
+    projection: Callable[[Record], Record]
+    issued_at: datetime
+    page_size: int
+
+
+@dataclass
+class ValidationRule:
+    """An admin-defined rule: when `condition` (a SOQL WHERE expression) holds, the write fails."""
+
+    sobject: str
+    name: str
+    predicate: Callable[[Record], bool]
+    message: str
+    field: str | None = None
+
+
+@dataclass
+class DeleteLogEntry:
+    record_id: str
+    sobject: str
+    deleted_date: str
+
+
+@dataclass
+class Limits:
+    replication_id_limit: int = 600_000
+    query_locator_cache: int = 500
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RecordStore:
+    def __init__(self, clock: EmulatorClock) -> None:
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.id_generator = ids.IdGenerator()
+        self.limits = Limits()
+        self.reset()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self.lock:
+            self.integration_user_id: str | None = None
+            self.objects: dict[str, SObjectDef] = {}
+            self._objects_by_lower: dict[str, SObjectDef] = {}
+            self._objects_by_prefix: dict[str, SObjectDef] = {}
+            self.records: dict[str, Record] = {}
+            self.by_type: dict[str, dict[str, Record]] = {}
+            self.unique_index: dict[tuple[str, str], dict[Any, set[str]]] = {}
+            self.delete_log: list[DeleteLogEntry] = []
+            self.cursors: OrderedDict[str, Cursor] = OrderedDict()
+            self.validation_rules: list[ValidationRule] = []
+            self.org_created = self.clock.now()
+            self.purged_through: datetime | None = None
+            self.schema_modified = self.clock.now()
+            self._custom_prefix_serial = 0
+            for definition in standard_objects().values():
+                self._register_object(definition)
+            self.integration_user_id = self.create("User", {
+                "Username": INTEGRATION_USERNAME, "LastName": "Integration", "FirstName": "Corral",
+                "Email": INTEGRATION_USERNAME, "Alias": "corral"}, user_id=None)
+            self.admin_user_id = self.create("User", {
+                "Username": ADMIN_USERNAME, "LastName": "Admin", "FirstName": "Salesforce",
+                "Email": ADMIN_USERNAME, "Alias": "sfadmin"}, user_id=None)
+
+    # -- metadata ------------------------------------------------------------------------------------------
+    def _register_object(self, definition: SObjectDef) -> None:
+        self.objects[definition.name] = definition
+        self._objects_by_lower[definition.name.lower()] = definition
+        self._objects_by_prefix[definition.key_prefix] = definition
+        self.by_type.setdefault(definition.name, {})
+        for lookup_field in definition.lookup_fields:
+            self.unique_index.setdefault((definition.name, lookup_field.name), {})
+        self.schema_modified = self.clock.now()
+
+    def describe(self, name: str) -> SObjectDef | None:
+        return self._objects_by_lower.get(name.lower())
+
+    def require_object(self, name: str) -> SObjectDef:
+        definition = self.describe(name)
+        if definition is None:
+            raise not_found()
+        return definition
+
+    def object_for_id(self, record_id: str) -> SObjectDef | None:
+        return self._objects_by_prefix.get(record_id[:3])
+
+    def define_object(self, spec: dict[str, Any]) -> SObjectDef:
+        with self.lock:
+            existing = self.describe(spec["name"])
+            if existing is not None:
+                for field_spec in spec.get("fields", []):
+                    self.define_field(existing.name, field_spec)
+                return existing
+            self._custom_prefix_serial += 1
+            prefix = "a" + ids._base62(self._custom_prefix_serial, 2)
+            definition = custom_object_from_spec(spec, prefix)
+            self._register_object(definition)
+            return definition
+
+    def define_field(self, sobject_name: str, spec: dict[str, Any]) -> SObjectDef:
+        with self.lock:
+            definition = self.require_object(sobject_name)
+            new_field = custom_field_from_spec(spec)
+            definition.add_field(new_field)
+            if new_field.external_id or new_field.unique:
+                index: dict[Any, set[str]] = {}
+                for record in self.by_type[definition.name].values():
+                    if not record["IsDeleted"] and record.get(new_field.name) is not None:
+                        index.setdefault(_index_key(record[new_field.name]), set()).add(record["Id"])
+                self.unique_index[(definition.name, new_field.name)] = index
+            self.schema_modified = self.clock.now()
+            return definition
+
+    def child_relationships(self, parent: SObjectDef) -> list[dict[str, Any]]:
+        relationships = []
+        for child in self.objects.values():
+            for child_field in child.fields.values():
+                if parent.name in child_field.reference_to and child_field.relationship_name:
+                    plural = child.label_plural.replace(" ", "") if not child.custom else child.name[:-3] + "__r"
+                    relationships.append({
+                        "cascadeDelete": child_field.cascade_delete, "childSObject": child.name,
+                        "deprecatedAndHidden": False, "field": child_field.name, "junctionIdListNames": [],
+                        "junctionReferenceTo": [], "relationshipName": plural if child_field.name not in
+                        ("CreatedById", "LastModifiedById", "OwnerId") else None,
+                        "restrictedDelete": False})
+        return relationships
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def fetch(self, record_id: str) -> Record | None:
+        return self.records.get(record_id)
+
+    def canonical_id(self, sobject: SObjectDef, raw_id: str) -> str:
+        """Validate a path id for `sobject`: malformed or another object's prefix is MALFORMED_ID."""
+        try:
+            record_id = ids.to_18(raw_id)
+        except ValueError:
+            raise malformed_id(raw_id) from None
+        if record_id[:3] != sobject.key_prefix:
+            raise malformed_id(raw_id)
+        return record_id
+
+    def get_live(self, sobject: SObjectDef, raw_id: str) -> Record:
+        record = self.records.get(self.canonical_id(sobject, raw_id))
+        if record is None:
+            raise not_found()
+        if record["IsDeleted"]:
+            raise entity_is_deleted()
+        return record
+
+    def find_by_field(self, sobject: SObjectDef, field_name: str, value: Any) -> list[str]:
+        definition = sobject.field(field_name)
+        if definition is None or not (definition.external_id or definition.unique or definition.name == "Id"):
+            raise SalesforceError(404, "NOT_FOUND",
+                                  f"Provided external ID field does not exist or is not accessible: {field_name}")
+        if definition.name == "Id":
+            try:
+                record = self.records.get(ids.to_18(str(value)))
+            except ValueError:
+                return []
+            return [record["Id"]] if record and not record["IsDeleted"] else []
+        index = self.unique_index[(sobject.name, definition.name)]
+        return sorted(index.get(_index_key(value), ()))
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def _replace(self, old: Record | None, new: Record | None) -> None:
+        """The only place records change: keeps every index and the delete log consistent."""
+        record = new or old
+        assert record is not None
+        record_id = record["Id"]
+        sobject = self.object_for_id(record_id)
+        assert sobject is not None
+        for lookup_field in sobject.lookup_fields:
+            index = self.unique_index[(sobject.name, lookup_field.name)]
+            if old is not None and not old["IsDeleted"] and old.get(lookup_field.name) is not None:
+                holders = index.get(_index_key(old[lookup_field.name]))
+                if holders:
+                    holders.discard(record_id)
+                    if not holders:
+                        del index[_index_key(old[lookup_field.name])]
+            if new is not None and not new["IsDeleted"] and new.get(lookup_field.name) is not None:
+                index.setdefault(_index_key(new[lookup_field.name]), set()).add(record_id)
+        if new is None:
+            self.records.pop(record_id, None)
+            self.by_type[sobject.name].pop(record_id, None)
+        else:
+            self.records[record_id] = new
+            self.by_type[sobject.name][record_id] = new
+        was_deleted = old is not None and old["IsDeleted"]
+        is_deleted = new is not None and new["IsDeleted"]
+        if is_deleted and not was_deleted:
+            self.delete_log.append(DeleteLogEntry(record_id, sobject.name, new["SystemModstamp"]))
+        elif was_deleted and new is not None and not is_deleted:
+            for position in range(len(self.delete_log) - 1, -1, -1):
+                if self.delete_log[position].record_id == record_id:
+                    del self.delete_log[position]
+                    break
+        undo = _undo_log.get()
+        if undo is not None:
+            undo.append((old, new))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[list[tuple[Record | None, Record | None]]]:
+        """Collect an undo log; nested transactions share the outermost one."""
+        outer = _undo_log.get()
+        if outer is not None:
+            yield outer
+            return
+        log: list[tuple[Record | None, Record | None]] = []
+        token = _undo_log.set(log)
+        try:
+            yield log
+        finally:
+            _undo_log.reset(token)
+
+    def rollback(self, log: list[tuple[Record | None, Record | None]], savepoint: int = 0) -> None:
+        """Undo every change logged after `savepoint` (a length of the log taken earlier)."""
+        with self.lock:
+            token = _undo_log.set(None)
+            try:
+                for old, new in reversed(log[savepoint:]):
+                    self._replace(new, old)
+            finally:
+                _undo_log.reset(token)
+            del log[savepoint:]
+
+    def _stamp(self) -> str:
+        return format_datetime(self.clock.now())
+
+    def create(self, sobject_name: str, payload: dict[str, Any], *, user_id: str | None,
+               allow_system_fields: bool = False) -> str:
+        with self.lock:
+            sobject = self.require_object(sobject_name)
+            if any(key.lower() == "id" for key in payload) and not allow_system_fields:
+                raise SalesforceError(400, "INVALID_FIELD", "Unable to create/update fields: Id. Please check the "
+                                      "security settings of this field and verify that it is read/write for your "
+                                      "profile or permission set.", ["Id"])
+            values = normalise_write(sobject, payload, creating=True, allow_system_fields=allow_system_fields)
+            now = self._stamp()
+            actor = user_id or self.integration_user_id
+            record: Record = {name: None for name in sobject.fields}
+            for definition in sobject.fields.values():
+                if definition.default_value is not None:
+                    record[definition.name] = definition.default_value
+            record.update(Id=self.id_generator.next_id(sobject.key_prefix), IsDeleted=False, CreatedDate=now,
+                          CreatedById=actor, LastModifiedDate=now, LastModifiedById=actor, SystemModstamp=now)
+            if sobject.has_owner:
+                record["OwnerId"] = actor
+            record.update({key: value for key, value in values.items() if value is not None or key not in
+                           ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")})
+            if allow_system_fields and record["Id"] is None:
+                record["Id"] = self.id_generator.next_id(sobject.key_prefix)
+            _derive_fields(sobject, record)
+            if error := missing_required(sobject, record):
+                raise error
+            self._check_integrity(sobject, record, None)
+            self._replace(None, record)
+            return record["Id"]
+
+    def update(self, sobject: SObjectDef, record_id: str, payload: dict[str, Any], *, user_id: str | None,
+               system_only: bool = False, allow_system_fields: bool = False) -> Record:
+        with self.lock:
+            current = self.get_live(sobject, record_id)
+            if any(key.lower() == "id" for key in payload):
+                payload = {key: value for key, value in payload.items() if key.lower() != "id"}
+            values = normalise_write(sobject, payload, creating=False, allow_system_fields=allow_system_fields)
+            record = dict(current)
+            record.update(values)
+            now = self._stamp()
+            record["SystemModstamp"] = values.get("SystemModstamp") or now
+            if not system_only:
+                record["LastModifiedDate"] = values.get("LastModifiedDate") or now
+                record["LastModifiedById"] = user_id or self.integration_user_id
+            _derive_fields(sobject, record)
+            if error := missing_required(sobject, record, touched=set(values)):
+                raise error
+            self._check_integrity(sobject, record, current)
+            self._replace(current, record)
+            return record
+
+    def delete(self, sobject: SObjectDef, record_id: str, *, user_id: str | None) -> None:
+        with self.lock:
+            current = self.get_live(sobject, record_id)
+            if not sobject.deletable:
+                raise SalesforceError(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be deleted", [])
+            now = self._stamp()
+            deleted = dict(current, IsDeleted=True, SystemModstamp=now, LastModifiedDate=now,
+                           LastModifiedById=user_id or self.integration_user_id)
+            self._replace(current, deleted)
+            self._cascade_delete(sobject, current["Id"], user_id)
+
+    def _cascade_delete(self, parent: SObjectDef, parent_id: str, user_id: str | None) -> None:
+        for child in self.objects.values():
+            cascading = [f.name for f in child.fields.values() if f.cascade_delete and parent.name in f.reference_to]
+            if not cascading:
+                continue
+            doomed = [record["Id"] for record in self.by_type[child.name].values()
+                      if not record["IsDeleted"] and any(record.get(name) == parent_id for name in cascading)]
+            for child_id in doomed:
+                self.delete(child, child_id, user_id=user_id)
+
+    def upsert(self, sobject: SObjectDef, field_name: str, value: str, payload: dict[str, Any], *,
+               user_id: str | None) -> tuple[str, bool]:
+        """Returns (id, created); several matches raise the 300 Multiple Choices answer."""
+        with self.lock:
+            matches = self.find_by_field(sobject, field_name, value)
+            if len(matches) > 1:
+                raise MultipleMatches(sobject, matches)
+            external_field = sobject.field(field_name)
+            assert external_field is not None
+            body = {key: val for key, val in payload.items() if key.lower() != external_field.name.lower()}
+            if matches:
+                self.update(sobject, matches[0], body, user_id=user_id)
+                return matches[0], False
+            if external_field.name != "Id":
+                body[external_field.name] = value
+            elif value:
+                raise not_found()
+            return self.create(sobject.name, body, user_id=user_id), True
+
+    def _check_integrity(self, sobject: SObjectDef, record: Record, previous: Record | None) -> None:
+        for definition in sobject.fields.values():
+            value = record.get(definition.name)
+            if value is None:
+                continue
+            if previous is not None and previous.get(definition.name) == value:
+                continue
+            if definition.type == "reference" and definition.createable:
+                target = self.records.get(value)
+                if target is None or target["IsDeleted"] or \
+                        self.object_for_id(value).name not in definition.reference_to:  # type: ignore[union-attr]
+                    raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
+                                          [definition.name])
+            if definition.unique:
+                holders = self.unique_index[(sobject.name, definition.name)].get(_index_key(value), set())
+                others = [holder for holder in holders if holder != record["Id"]]
+                if others:
+                    raise SalesforceError(400, "DUPLICATE_VALUE",
+                                          f"duplicate value found: {definition.name} duplicates value on record "
+                                          f"with id: {others[0]}", [])
+        for rule in self.validation_rules:
+            if rule.sobject == sobject.name and rule.predicate(record):
+                raise SalesforceError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message,
+                                      [rule.field] if rule.field else [])
+
+    def add_validation_rule(self, sobject_name: str, name: str, condition: str, message: str,
+                            field_name: str | None) -> None:
+        with self.lock:
+            sobject = self.require_object(sobject_name)
+            soql = f"SELECT Id FROM {sobject.name} WHERE {condition}"
+            compiled = QueryCompiler(soql, self.describe, self.fetch, self.clock.now()).compile(parse_soql(soql))
+            self.validation_rules.append(ValidationRule(sobject.name, name, compiled.predicate, message, field_name))
+
+    # -- purge and replication -----------------------------------------------------------------------------
+    def purge_recycle_bin(self) -> None:
+        """Rows deleted more than 15 days ago leave the recycle bin and the getDeleted window for good."""
+        with self.lock:
+            cutoff = format_datetime(self.clock.now() - timedelta(days=RECYCLE_BIN_DAYS))
+            purge_count = 0
+            for entry in self.delete_log:
+                if entry.deleted_date >= cutoff:
+                    break
+                purge_count += 1
+                record = self.records.get(entry.record_id)
+                if record is not None and record["IsDeleted"]:
+                    self._replace_without_undo(record)
+            if purge_count:
+                from salesforce_emulator.clock import parse_datetime
+
+                self.purged_through = parse_datetime(self.delete_log[purge_count - 1].deleted_date)
+                del self.delete_log[:purge_count]
+
+    def _replace_without_undo(self, record: Record) -> None:
+        token = _undo_log.set(None)
+        try:
+            sobject = self.object_for_id(record["Id"])
+            assert sobject is not None
+            self.records.pop(record["Id"], None)
+            self.by_type[sobject.name].pop(record["Id"], None)
+        finally:
+            _undo_log.reset(token)
+
+    def updated_ids(self, sobject: SObjectDef, start: datetime, end: datetime) -> list[str]:
+        low, high = format_datetime(start), format_datetime(end)
+        return [record["Id"] for record in self.by_type[sobject.name].values()
+                if not record["IsDeleted"] and low <= record["SystemModstamp"] < high]
+
+    def deleted_entries(self, sobject: SObjectDef, start: datetime, end: datetime) -> list[DeleteLogEntry]:
+        self.purge_recycle_bin()
+        low, high = format_datetime(start), format_datetime(end)
+        return [entry for entry in self.delete_log
+                if entry.sobject == sobject.name and low <= entry.deleted_date < high]
+
+    # -- queries -------------------------------------------------------------------------------------------
+    def compile_query(self, soql: str) -> CompiledQuery:
+        return QueryCompiler(soql, self.describe, self.fetch, self.clock.now()).compile(parse_soql(soql))
+
+    def run_query(self, soql: str, *, include_deleted: bool, version: str) -> tuple[CompiledQuery, list[Record],
+                                                                                  Callable[[Record], Record]]:
+        compiled = self.compile_query(soql)
+        if include_deleted:
+            self.purge_recycle_bin()
+        with self.lock:
+            candidates = list(self.by_type[compiled.sobject.name].values())
+        predicate = compiled.predicate
+        if include_deleted:
+            rows = [record for record in candidates if predicate(record)]
+        else:
+            rows = [record for record in candidates if not record["IsDeleted"] and predicate(record)]
+        if compiled.order:
+            sort_records(rows, compiled.order)
+        if compiled.offset:
+            rows = rows[compiled.offset:]
+        if compiled.limit is not None:
+            rows = rows[: compiled.limit]
+        return compiled, rows, build_projection(compiled, version, self.fetch)
+
+    def open_cursor(self, rows: list[Record], projection: Callable[[Record], Record], page_size: int) -> str:
+        with self.lock:
+            locator = self.id_generator.next_id("01g")
+            self.cursors[locator] = Cursor(rows, projection, self.clock.now(), page_size)
+            while len(self.cursors) > self.limits.query_locator_cache:
+                self.cursors.popitem(last=False)
+            return locator
+
+    def cursor(self, locator: str) -> Cursor | None:
+        with self.lock:
+            cursor = self.cursors.get(locator)
+            if cursor is not None:
+                self.cursors.move_to_end(locator)
+            return cursor
+
+    def stats(self) -> dict[str, int]:
+        return {name: sum(1 for record in rows.values() if not record["IsDeleted"])
+                for name, rows in self.by_type.items()}
+
+
+class MultipleMatches(Exception):
+    def __init__(self, sobject: SObjectDef, record_ids: list[str]) -> None:
+        super().__init__(record_ids)
+        self.sobject = sobject
+        self.record_ids = record_ids
+
+
+def _index_key(value: Any) -> Any:
+    # External ids and unique text fields match without regard to case, as in Salesforce by default.
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _derive_fields(sobject: SObjectDef, record: Record) -> None:
+    """Compute the read-only fields Salesforce derives from others (compound names, opportunity state)."""
+    if sobject.name in ("Contact", "Lead", "User"):
+        record["Name"] = " ".join(part for part in (record.get("FirstName"), record.get("LastName")) if part) or None
+    elif sobject.name == "Opportunity":
+        stage = record.get("StageName")
+        record["IsClosed"] = stage in ("Closed Won", "Closed Lost")
+        record["IsWon"] = stage == "Closed Won"
+        if record.get("Probability") is None and stage:
+            record["Probability"] = {"Closed Won": 100, "Closed Lost": 0}.get(stage, 10)
+
+
+def build_projection(compiled: CompiledQuery, version: str,
+                     fetch: Callable[[str], Record | None]) -> Callable[[Record], Record]:
+    """A function from a stored record to the query's output shape, parent relationships nested."""
+    type_spelling = compiled.type_spelling
+    url_base = f"/services/data/v{version}/sobjects/"
+    plan = _projection_plan(compiled.selected)
+
+    def project_level(record: Record, level: dict, type_name: str) -> Record:
+        output: Record = {"attributes": {"type": type_name, "url": url_base + type_name + "/" + record["Id"]}}
+        for key, item in level.items():
+            if isinstance(item, str):
+                output[key] = record.get(item)
+            else:
+                reference_field, parent_type, sublevel = item
+                parent = fetch(record.get(reference_field)) if record.get(reference_field) else None
+                output[key] = project_level(parent, sublevel, parent_type) if parent is not None else None
+        return output
+
+    def projection(record: Record) -> Record:
+        return project_level(record, plan, type_spelling)
+
+    return projection
+
+
+def _projection_plan(selected: list[ResolvedPath]) -> dict:
+    plan: dict = {}
+    for resolved in selected:
+        level = plan
+        for hop in resolved.hops:
+            assert hop.relationship_name is not None
+            existing = level.get(hop.relationship_name)
+            if not isinstance(existing, tuple):
+                existing = (hop.name, hop.reference_to[0], {})
+                level[hop.relationship_name] = existing
+            level = existing[2]
+        level[resolved.target.name] = resolved.target.name
+    return plan
