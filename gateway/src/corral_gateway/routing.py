@@ -13,18 +13,33 @@ from corral_gateway.scopes import ScopePair, family_of
 ScopeRule = Callable[[Sequence[str], bool], list[str]]
 
 
+# Words that can stand where an object type is expected and shift it one segment right
+# (`/crm/v4/objects/{from}/{id}/associations/default/{to}/{toId}`).
+NOT_A_TYPE = frozenset({"default"})
+
+
+def _types_at(segments: Sequence[str], positions: Sequence[int]) -> list[str]:
+    found = []
+    for i in positions:
+        if i < len(segments) and segments[i] in NOT_A_TYPE:
+            i += 1
+        if i < len(segments):
+            found.append(segments[i])
+    return found
+
+
 def objects(*type_positions: int) -> ScopeRule:
     """Record scopes of the object types at these segment positions (associations name two)."""
 
     def rule(segments: Sequence[str], write: bool) -> list[str]:
-        return [family_of(segments[i]).objects.for_access(write) for i in type_positions if i < len(segments)]
+        return [family_of(t).objects.for_access(write) for t in _types_at(segments, type_positions)]
 
     return rule
 
 
 def schemas(*type_positions: int) -> ScopeRule:
     def rule(segments: Sequence[str], write: bool) -> list[str]:
-        return [family_of(segments[i]).schemas.for_access(write) for i in type_positions if i < len(segments)]
+        return [family_of(t).schemas.for_access(write) for t in _types_at(segments, type_positions)]
 
     return rule
 
