@@ -649,3 +649,17 @@ def test_emulator_is_dev_only_and_configured_with_its_real_settings():
 
     dockerfile_env = " ".join(r for ins, r in parse_dockerfile(ROOT / EMULATOR_DIR / "Dockerfile")[-1] if ins == "ENV")
     assert set(re.findall(r"(SF_EMULATOR_\w+)=", dockerfile_env)) <= known
+
+
+def test_gateway_environment_is_what_gateway_settings_reads():
+    """The gateway's settings have landed; the services' extra settings are checked by the table above."""
+    from corral_gateway.settings import GatewaySettings
+
+    declared = {f"GATEWAY_{field.upper()}" for field in GatewaySettings.model_fields}
+    for overlay in OVERLAYS:
+        docs = render(f"overlays/{overlay}")
+        env, _ = container_env(docs, named(docs, "Deployment", "gateway")["spec"]["template"]["spec"])
+        prefixed = {name for name in env if name.startswith("GATEWAY_")}
+        assert prefixed <= declared, f"{overlay}: the gateway ignores {prefixed - declared}"
+    compose_env = _compose_env(compose()["services"]["gateway"])
+    assert {n for n in compose_env if n.startswith("GATEWAY_")} <= declared
