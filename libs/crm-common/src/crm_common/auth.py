@@ -92,9 +92,9 @@ def require_scope(context: AuthContext, scope: str) -> None:
     if not context.has_scope(scope):
         raise HubSpotError(
             403,
-            f"This app hasn't been granted all required scopes to make this call. Read more about required "
-            f"scopes here: https://developers.hubspot.com/scopes.",
+            "This app hasn't been granted all required scopes to make this call. Read more about required "
+            "scopes here: https://developers.hubspot.com/scopes.",
             category="MISSING_SCOPES",
-            errors=[{"message": f"One or more of the following scopes are required.",
+            errors=[{"message": "One or more of the following scopes are required.",
                      "context": {"requiredGranularScopes": [scope]}}],
         )

@@ -1,0 +1,390 @@
+"""CRM objects v3: CRUD, batch, search (HubSpot-compatible)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import ORJSONResponse
+
+from crm_common.errors import HubSpotError, error_responses
+from records_svc import repository, service
+from records_svc.api.deps import Auth, Session
+from records_svc.api.schemas import (
+    BatchArchiveInput,
+    BatchCreateInput,
+    BatchReadInput,
+    BatchResponse,
+    BatchUpdateInput,
+    BatchUpsertInput,
+    BatchUpsertResponse,
+    CollectionResponse,
+    ObjectCreateInput,
+    ObjectUpdateInput,
+    SearchRequest,
+    SearchResponse,
+    SimplePublicObject,
+)
+from records_svc.catalog import load_catalog, resolve_object_type
+from records_svc.domain.object_types import ObjectType, find_standard_object_type
+from records_svc.domain.search import MAX_PAGE_SIZE, MAX_RESULTS, Filter, SearchCompiler, SearchError
+from records_svc.service import WriteSource, to_public
+
+router = APIRouter(prefix="/crm/v3/objects", tags=["Objects"])
+
+MAX_BATCH_INPUTS = 100
+MAX_LIST_LIMIT = 100
+ERRORS = error_responses(400, 401, 403, 404, 409, 429)
+
+ListParam = Annotated[list[str] | None, Query()]
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """HubSpot documents comma-separated lists; the SDK repeats the key. Accept both."""
+    out: list[str] = []
+    for value in values or []:
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+def api_source(auth: Any) -> WriteSource:
+    return WriteSource(source_type="API", source_id=str(auth.token_id) if auth.token_id else None)
+
+
+def now() -> str:
+    return service.iso(datetime.now(UTC)) or ""
+
+
+def check_batch_size(inputs: list[Any]) -> None:
+    if len(inputs) > MAX_BATCH_INPUTS:
+        raise HubSpotError(400, f"Batch input must contain at most {MAX_BATCH_INPUTS} inputs; got {len(inputs)}",
+                           errors=[{"message": f"too many inputs: {len(inputs)}", "code": "TOO_MANY_INPUTS",
+                                    "in": "inputs"}])
+
+
+def parse_record_id(object_type: ObjectType, value: str | int) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > 18:
+        raise HubSpotError(400, f"{value!r} is not a valid {object_type.singular} id: ids are integers",
+                           errors=[{"message": f"invalid id {value!r}", "code": "INVALID_ID", "in": "id"}])
+    return int(text)
+
+
+async def with_associations(session: Any, auth: Any, object_type: ObjectType, bodies: list[dict[str, Any]],
+                            associations: list[str]) -> None:
+    targets = []
+    for key in associations:
+        target = find_standard_object_type(key)
+        if target is None:
+            raise HubSpotError(400, f"Unable to infer object type from: {key}")
+        targets.append(target)
+    if not targets:
+        return
+    mapping = await service.association_map(session, account_id=auth.account_id, object_type=object_type,
+                                            record_ids=[int(b["id"]) for b in bodies], to_types=targets)
+    for body in bodies:
+        found = mapping.get(int(body["id"]))
+        if found:
+            body["associations"] = found
+
+
+# --- list / read / create / update / archive ------------------------------------------------------------
+
+
+@router.get("/{objectType}", response_model=CollectionResponse, responses=ERRORS, summary="List records")
+async def list_objects(
+    objectType: str, auth: Auth, session: Session,
+    limit: Annotated[int, Query(ge=1)] = 10,
+    after: str | None = None,
+    properties: ListParam = None,
+    propertiesWithHistory: ListParam = None,
+    associations: ListParam = None,
+    archived: bool = False,
+) -> Any:
+    object_type = resolve_object_type(objectType)
+    limit = min(limit, MAX_LIST_LIMIT)
+    start = 0
+    if after not in (None, ""):
+        if not str(after).isdigit():
+            raise HubSpotError(400, f"after must be an integer cursor, got {after!r}")
+        start = int(after)
+    rows = await repository.list_records(session, auth.account_id, object_type.id, after=start, limit=limit + 1,
+                                         archived=archived)
+    history = split_list(propertiesWithHistory)
+    if history:
+        full = await repository.fetch_records(session, auth.account_id, object_type.id,
+                                              [r["id"] for r in rows[:limit]], archived=archived, with_history=True)
+        rows = [full.get(r["id"], r) for r in rows[:limit]] + rows[limit:]
+    bodies = [to_public(r, object_type, requested=split_list(properties), with_history=history)
+              for r in rows[:limit]]
+    await with_associations(session, auth, object_type, bodies, split_list(associations))
+    response: dict[str, Any] = {"results": bodies}
+    if len(rows) > limit:
+        cursor = str(rows[limit - 1]["id"])
+        response["paging"] = {"next": {"after": cursor,
+                                       "link": f"/crm/v3/objects/{objectType}?after={cursor}&limit={limit}"}}
+    return ORJSONResponse(response)
+
+
+@router.get("/{objectType}/{objectId}", response_model=SimplePublicObject, responses=ERRORS, summary="Read a record")
+async def get_object(
+    objectType: str, objectId: str, auth: Auth, session: Session,
+    properties: ListParam = None,
+    propertiesWithHistory: ListParam = None,
+    associations: ListParam = None,
+    archived: bool = False,
+    idProperty: str | None = None,
+) -> Any:
+    object_type = resolve_object_type(objectType)
+    history = split_list(propertiesWithHistory)
+    row = await service.get_record(session, account_id=auth.account_id, object_type=object_type,
+                                   record_id=objectId, id_property=idProperty, archived=archived,
+                                   with_history=bool(history))
+    body = to_public(row, object_type, requested=split_list(properties), with_history=history)
+    await with_associations(session, auth, object_type, [body], split_list(associations))
+    return ORJSONResponse(body)
+
+
+@router.post("/{objectType}", status_code=201, response_model=SimplePublicObject, responses=ERRORS,
+             summary="Create a record")
+async def create_object(objectType: str, payload: ObjectCreateInput, auth: Auth, session: Session) -> Any:
+    object_type = resolve_object_type(objectType)
+    row = await service.create_record(
+        session, account_id=auth.account_id, object_type=object_type, properties=payload.properties,
+        associations=[a.model_dump() for a in payload.associations], source=api_source(auth))
+    return ORJSONResponse(to_public(row, object_type, requested=list(payload.properties)), status_code=201)
+
+
+@router.patch("/{objectType}/{objectId}", response_model=SimplePublicObject, responses=ERRORS,
+              summary="Update a record")
+async def update_object(objectType: str, objectId: str, payload: ObjectUpdateInput, auth: Auth, session: Session,
+                        idProperty: str | None = None) -> Any:
+    object_type = resolve_object_type(objectType)
+    row = await service.update_record(session, account_id=auth.account_id, object_type=object_type,
+                                      record_id=objectId, id_property=idProperty, properties=payload.properties,
+                                      source=api_source(auth))
+    return ORJSONResponse(to_public(row, object_type, requested=list(payload.properties)))
+
+
+@router.delete("/{objectType}/{objectId}", status_code=204, responses=ERRORS, summary="Archive a record")
+async def archive_object(objectType: str, objectId: str, auth: Auth, session: Session) -> Response:
+    object_type = resolve_object_type(objectType)
+    # HubSpot answers 204 for an id that does not exist or is already archived.
+    if objectId.isdigit() and len(objectId) <= 18:
+        await service.archive_records(session, account_id=auth.account_id, object_type=object_type,
+                                      ids=[int(objectId)])
+    return Response(status_code=204)
+
+
+# --- batch -----------------------------------------------------------------------------------------------
+
+
+def batch_body(results: list[dict[str, Any]], errors: list[dict[str, Any]], started: str) -> tuple[dict, int]:
+    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()}
+    if errors:
+        body["numErrors"] = len(errors)
+        body["errors"] = errors
+        return body, 207
+    return body, 200
+
+
+def standard_error(status: int, category: str, message: str, context: dict[str, list[str]] | None = None,
+                   sub_category: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": "error", "category": category, "message": message,
+                             "context": context or {}, "links": {}, "errors": []}
+    if sub_category:
+        error["subCategory"] = sub_category
+    return error
+
+
+@router.post("/{objectType}/batch/create", status_code=201, response_model=BatchResponse,
+             responses={207: {"model": BatchResponse, "description": "Some inputs failed"}, **ERRORS},
+             summary="Create a batch of records")
+async def batch_create(objectType: str, payload: BatchCreateInput, auth: Auth, session: Session) -> Any:
+    object_type = resolve_object_type(objectType)
+    check_batch_size(payload.inputs)
+    started = now()
+    partial = all(i.objectWriteTraceId for i in payload.inputs) and payload.inputs
+    results, errors = [], []
+    for item in payload.inputs:
+        if not partial:
+            row = await service.create_record(session, account_id=auth.account_id, object_type=object_type,
+                                              properties=item.properties,
+                                              associations=[a.model_dump() for a in item.associations],
+                                              source=api_source(auth))
+            results.append(to_public(row, object_type, requested=list(item.properties)))
+            continue
+        try:
+            async with session.begin_nested():
+                row = await service.create_record(session, account_id=auth.account_id, object_type=object_type,
+                                                  properties=item.properties,
+                                                  associations=[a.model_dump() for a in item.associations],
+                                                  source=api_source(auth))
+            results.append(to_public(row, object_type, requested=list(item.properties)))
+        except HubSpotError as exc:
+            errors.append(standard_error(exc.status, exc.category, exc.message,
+                                         {"objectWriteTraceId": [item.objectWriteTraceId or ""]}))
+    body, status = batch_body(results, errors, started)
+    return ORJSONResponse(body, status_code=201 if status == 200 else 207)
+
+
+@router.post("/{objectType}/batch/read", response_model=BatchResponse,
+             responses={207: {"model": BatchResponse, "description": "Some records were not found"}, **ERRORS},
+             summary="Read a batch of records")
+async def batch_read(objectType: str, payload: BatchReadInput, auth: Auth, session: Session,
+                     archived: bool = False) -> Any:
+    object_type = resolve_object_type(objectType)
+    check_batch_size(payload.inputs)
+    started = now()
+    catalog = await load_catalog(session, auth.account_id, object_type)
+    resolved: dict[str, int | None] = {}
+    for item in payload.inputs:
+        resolved[str(item.id)] = await service.resolve_id(session, account_id=auth.account_id, catalog=catalog,
+                                                          record_id=str(item.id), id_property=payload.idProperty)
+    ids = [i for i in resolved.values() if i is not None]
+    rows = await repository.fetch_records(session, auth.account_id, object_type.id, ids, archived=archived,
+                                          with_history=bool(payload.propertiesWithHistory))
+    results, missing = [], []
+    for key, record_id in resolved.items():
+        if record_id is None or record_id not in rows:
+            missing.append(key)
+        elif all(r["id"] != str(record_id) for r in results):
+            results.append(to_public(rows[record_id], object_type, requested=payload.properties,
+                                     with_history=payload.propertiesWithHistory))
+    errors = [standard_error(404, "OBJECT_NOT_FOUND", f"Could not get some {object_type.name} objects, they may be "
+                             f"deleted or not exist. Check that ids are valid.", {"ids": missing})] if missing else []
+    body, status = batch_body(results, errors, started)
+    return ORJSONResponse(body, status_code=status)
+
+
+@router.post("/{objectType}/batch/update", response_model=BatchResponse,
+             responses={207: {"model": BatchResponse, "description": "Some inputs failed"}, **ERRORS},
+             summary="Update a batch of records")
+async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, session: Session) -> Any:
+    object_type = resolve_object_type(objectType)
+    check_batch_size(payload.inputs)
+    started = now()
+    catalog = await load_catalog(session, auth.account_id, object_type)
+    source = api_source(auth)
+    updates: list[tuple[int, dict[str, str]]] = []
+    missing: list[str] = []
+    problems = []
+    for item in payload.inputs:
+        validated = service.validate_properties(catalog, item.properties, creating=False, source=source)
+        problems.extend(validated.problems)
+        # Batch update never follows merge aliases (HubSpot documents the same).
+        record_id = await service.resolve_id(session, account_id=auth.account_id, catalog=catalog,
+                                             record_id=str(item.id), id_property=item.idProperty)
+        if record_id is None:
+            missing.append(str(item.id))
+        else:
+            updates.append((record_id, validated.values))
+    if problems:
+        raise service.property_error(problems)
+    outcomes = await service.apply_updates(session, account_id=auth.account_id, catalog=catalog, updates=updates,
+                                           source=source, keep_existing=[])
+    missing.extend(str(i) for i, _ in updates if i not in outcomes)
+    seen: set[int] = set()
+    results = []
+    for record_id, props in updates:
+        row = outcomes.get(record_id)
+        if isinstance(row, dict) and record_id not in seen:
+            seen.add(record_id)
+            results.append(to_public(row, object_type, requested=list(props)))
+    errors = [standard_error(404, "OBJECT_NOT_FOUND", f"Could not update some {object_type.name}: no record with "
+                             "these ids", {"ids": missing})] if missing else []
+    body, status = batch_body(results, errors, started)
+    return ORJSONResponse(body, status_code=status)
+
+
+@router.post("/{objectType}/batch/upsert", response_model=BatchUpsertResponse,
+             responses={207: {"model": BatchUpsertResponse, "description": "Some inputs failed"}, **ERRORS},
+             summary="Create or update a batch of records by a unique property")
+async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, session: Session) -> Any:
+    object_type = resolve_object_type(objectType)
+    check_batch_size(payload.inputs)
+    started = now()
+    catalog = await load_catalog(session, auth.account_id, object_type)
+    source = api_source(auth)
+    results = []
+    for index, item in enumerate(payload.inputs):
+        id_property = item.idProperty or "hs_object_id"
+        if id_property != "hs_object_id" and id_property not in catalog.unique_namespaces():
+            raise HubSpotError(400, f"inputs[{index}].idProperty {id_property!r} is not a unique property of "
+                                    f"{object_type.name}")
+        record_id = await service.resolve_id(session, account_id=auth.account_id, catalog=catalog,
+                                             record_id=str(item.id), id_property=id_property)
+        if record_id is not None:
+            rows = await repository.fetch_records(session, auth.account_id, object_type.id, [record_id])
+            if record_id in rows:
+                row = await service.update_record(session, account_id=auth.account_id, object_type=object_type,
+                                                  record_id=str(record_id), id_property=None,
+                                                  properties=item.properties, source=source)
+                results.append({**to_public(row, object_type, requested=list(item.properties)), "new": False})
+                continue
+        if id_property == "hs_object_id":
+            raise HubSpotError(400, f"inputs[{index}]: no {object_type.singular} with id {item.id}; upsert by "
+                                    "hs_object_id only updates existing records")
+        properties = {id_property: str(item.id), **item.properties}
+        row = await service.create_record(session, account_id=auth.account_id, object_type=object_type,
+                                          properties=properties, source=source)
+        results.append({**to_public(row, object_type, requested=list(properties)), "new": True})
+    body, status = batch_body(results, [], started)
+    return ORJSONResponse(body, status_code=status)
+
+
+@router.post("/{objectType}/batch/archive", status_code=204, responses=ERRORS, summary="Archive a batch of records")
+async def batch_archive(objectType: str, payload: BatchArchiveInput, auth: Auth, session: Session) -> Response:
+    object_type = resolve_object_type(objectType)
+    check_batch_size(payload.inputs)
+    ids = [parse_record_id(object_type, item.id) for item in payload.inputs]
+    await service.archive_records(session, account_id=auth.account_id, object_type=object_type, ids=ids)
+    return Response(status_code=204)
+
+
+# --- search ----------------------------------------------------------------------------------------------
+
+
+@router.post("/{objectType}/search", response_model=SearchResponse, responses=ERRORS, summary="Search records")
+async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, session: Session) -> Any:
+    object_type = resolve_object_type(objectType)
+    limit = payload.limit or 10
+    if limit > MAX_PAGE_SIZE:
+        raise HubSpotError(400, f"limit must be at most {MAX_PAGE_SIZE}; got {limit}")
+    offset = 0
+    if payload.after not in (None, ""):
+        if not str(payload.after).isdigit():
+            raise HubSpotError(400, f"after must be formatted as an integer, got {payload.after!r}")
+        offset = int(payload.after)
+    if offset + limit > MAX_RESULTS:
+        raise HubSpotError(400, f"Search results are capped at {MAX_RESULTS}: after + limit may not exceed it")
+    sort = None
+    if payload.sorts:
+        if len(payload.sorts) > 1:
+            raise HubSpotError(400, "Only one sort is supported")
+        first = payload.sorts[0]
+        if isinstance(first, str):
+            name = first.lstrip("-")
+            sort = (name, "DESCENDING" if first.startswith("-") else "ASCENDING")
+        else:
+            sort = (first.propertyName, first.direction)
+    catalog = await load_catalog(session, auth.account_id, object_type)
+    compiler = SearchCompiler(object_type, catalog.properties)
+    try:
+        compiled = compiler.compile(
+            filter_groups=[[Filter(**f.model_dump()) for f in g.filters] for g in payload.filterGroups],
+            query=payload.query, sort=sort, association_types=service.association_types_for_search())
+    except SearchError as exc:
+        errors = [{"message": exc.message, "context": {"propertyName": [exc.property_name]}}] \
+            if exc.property_name else None
+        raise HubSpotError(400, exc.message, errors=errors) from None
+    rows, total = await repository.search_records(session, auth.account_id, object_type.id, where=compiled.where,
+                                                  order_by=compiled.order_by, params=compiled.params,
+                                                  offset=offset, limit=limit)
+    body: dict[str, Any] = {"total": total,
+                            "results": [to_public(r, object_type, requested=payload.properties) for r in rows]}
+    next_offset = offset + len(rows)
+    if next_offset < total and next_offset < MAX_RESULTS:
+        body["paging"] = {"next": {"after": str(next_offset)}}
+    return ORJSONResponse(body)

@@ -1,0 +1,343 @@
+"""The set-based bulk upsert that imports (and later sync) write through.
+
+One call carries thousands of rows. Values are validated per column on distinct values; rows are
+deduplicated by their key inside the batch; existing records are found with one join; new rows go
+through COPY into a staging table and one INSERT .. SELECT; existing ones are merged by one UPDATE
+with the same SQL rules as the single-record API. Unique values are claimed set-based, and a race
+with a concurrent writer retries the batch instead of failing rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.cloudevents import CloudEvent
+from crm_common.outbox import add_events
+from records_svc import repository
+from records_svc.catalog import PropertyCatalog
+from records_svc.domain.properties import InvalidValue, normalize_value, unique_values_of
+from records_svc.service import SYSTEM_MANAGED, SOURCE, now_text, unique_claims
+
+OPERATIONS = frozenset({"CREATE", "UPDATE", "UPSERT"})
+
+
+@dataclass
+class BulkRow:
+    ref: int
+    properties: dict[str, Any]
+    id: str | None = None  # the key value; when absent it is taken from properties[id_property]
+
+
+@dataclass
+class RowError:
+    code: str
+    message: str
+    property: str | None = None
+    value: str | None = None
+
+
+@dataclass
+class RowResult:
+    ref: int
+    id: int | None = None
+    status: str = "ERROR"  # CREATED | UPDATED | UNCHANGED | ERROR
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass
+class _Unit:
+    """All rows of one batch that address the same record."""
+
+    key: str | None
+    refs: list[int]
+    properties: dict[str, str]
+    record_id: int | None = None
+
+
+class UniqueRace(Exception):
+    """A concurrent writer claimed a unique value between our lookup and our insert."""
+
+
+def _validate_columns(catalog: PropertyCatalog, rows: list[BulkRow], trusted: bool,
+                      results: dict[int, RowResult]) -> dict[int, dict[str, str]]:
+    """Normalise every value, once per distinct (property, value); invalid cells are dropped and reported."""
+    cleaned: dict[int, dict[str, str]] = {row.ref: {} for row in rows}
+    columns: dict[str, list[tuple[int, Any]]] = {}
+    for row in rows:
+        for name, value in row.properties.items():
+            columns.setdefault(name, []).append((row.ref, value))
+    for name, cells in columns.items():
+        prop = catalog.properties.get(name)
+        if prop is None:
+            for ref, value in cells:
+                results[ref].errors.append(RowError("PROPERTY_DEFINITION_NOT_FOUND",
+                                                    f'Property "{name}" does not exist', name, _text(value)))
+            continue
+        if (name in SYSTEM_MANAGED or prop.read_only_value) and not trusted:
+            for ref, value in cells:
+                results[ref].errors.append(RowError("READ_ONLY_VALUE", f"{name} is read only", name, _text(value)))
+            continue
+        normalized: dict[Any, str | InvalidValue] = {}
+        for ref, value in cells:
+            marker = value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+            if marker not in normalized:
+                try:
+                    normalized[marker] = normalize_value(prop, value)
+                except InvalidValue as exc:
+                    normalized[marker] = exc
+            outcome = normalized[marker]
+            if isinstance(outcome, InvalidValue):
+                results[ref].errors.append(RowError(_import_error_code(outcome.code), outcome.message, name,
+                                                    _text(value)))
+            else:
+                cleaned[ref][name] = outcome
+    return cleaned
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# HubSpot's import error names for our validation codes.
+_IMPORT_CODES = {
+    "INVALID_EMAIL": "INVALID_EMAIL", "INVALID_OPTION": "INVALID_ENUMERATION_OPTION",
+    "INVALID_DECIMAL": "COULD_NOT_PARSE_NUMBER", "INVALID_DATE": "COULD_NOT_PARSE_DATE",
+    "INVALID_DATETIME": "COULD_NOT_PARSE_DATE", "INVALID_BOOLEAN": "INVALID_BOOLEAN",
+    "INVALID_DOMAIN": "INVALID_DOMAIN", "INVALID_STRING_LENGTH": "TOO_LARGE",
+}
+
+
+def _import_error_code(code: str) -> str:
+    return _IMPORT_CODES.get(code, code)
+
+
+async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: PropertyCatalog, rows: list[BulkRow],
+                      operation: str, id_property: str | None, keep_existing: list[str], source_type: str,
+                      source_id: str | None, trusted: bool = True) -> list[RowResult]:
+    results = {row.ref: RowResult(ref=row.ref) for row in rows}
+    cleaned = _validate_columns(catalog, rows, trusted, results)
+    object_type = catalog.object_type
+    namespaces = catalog.unique_namespaces()
+    key_namespace = None
+    if id_property and id_property != "hs_object_id":
+        key_namespace = namespaces.get(id_property)
+        if key_namespace is None:
+            raise ValueError(f"{id_property} is not a unique property of {object_type.name}")
+
+    # Group rows by key, in file order; a later row's values win over an earlier one's.
+    units: dict[str, _Unit] = {}
+    keyless: list[_Unit] = []
+    for row in rows:
+        result = results[row.ref]
+        props = cleaned[row.ref]
+        key: str | None = None
+        if id_property:
+            raw_key = row.id if row.id is not None else row.properties.get(id_property)
+            if id_property == "hs_object_id":
+                key = str(raw_key).strip() if raw_key not in (None, "") else None
+                if key is not None and not key.isdigit():
+                    result.errors.append(RowError("INVALID_OBJECT_ID", f"{raw_key} is not a record id",
+                                                  "hs_object_id", str(raw_key)))
+                    continue
+            elif row.id is not None:
+                try:
+                    key = normalize_value(catalog.properties[id_property], row.id).lower() or None
+                except InvalidValue as exc:
+                    result.errors.append(RowError(_import_error_code(exc.code), exc.message, id_property, row.id))
+                    continue
+            else:
+                if any(e.property == id_property for e in result.errors):
+                    continue  # the key itself was invalid: the row cannot be placed
+                key = (props.get(id_property) or "").lower() or None
+        if key is None:
+            if operation == "UPDATE":
+                result.errors.append(RowError("UPDATE_ONLY_IMPORT",
+                                              f"No {id_property or 'record id'} to find the record to update",
+                                              id_property))
+                continue
+            keyless.append(_Unit(key=None, refs=[row.ref], properties=props))
+            continue
+        unit = units.get(key)
+        if unit is None:
+            units[key] = _Unit(key=key, refs=[row.ref], properties=dict(props))
+        else:
+            unit.refs.append(row.ref)
+            unit.properties.update(props)
+
+    keyed = list(units.values())
+    if keyed:
+        keys = [u.key for u in keyed if u.key]
+        if id_property == "hs_object_id":
+            found = await repository.existing_record_ids(session, account_id, object_type.id, [int(k) for k in keys])
+            for unit in keyed:
+                unit.record_id = int(unit.key) if unit.key and int(unit.key) in found else None
+        elif key_namespace:
+            owners = await repository.resolve_unique_values(session, account_id, object_type.id, key_namespace, keys)
+            for unit in keyed:
+                unit.record_id = owners.get(unit.key or "")
+            # An archived owner is found too; such rows cannot be written.
+            archived = await repository.fetch_records(session, account_id, object_type.id,
+                                                      [u.record_id for u in keyed if u.record_id], archived=True)
+            for unit in keyed:
+                if unit.record_id in archived:
+                    for ref in unit.refs:
+                        results[ref].errors.append(RowError(
+                            "OBJECT_ARCHIVED", f"The {object_type.singular} with this {id_property} is archived",
+                            id_property, unit.key))
+                    unit.refs = []
+
+    creates: list[_Unit] = []
+    updates: list[_Unit] = []
+    for unit in [*keyed, *keyless]:
+        if not unit.refs:
+            continue
+        if unit.record_id is None:
+            if operation == "UPDATE" or id_property == "hs_object_id":
+                for ref in unit.refs:
+                    results[ref].errors.append(RowError("UPDATE_ONLY_IMPORT" if operation == "UPDATE"
+                                                        else "INVALID_OBJECT_ID",
+                                                        f"No {object_type.singular} found for {unit.key}",
+                                                        id_property, unit.key))
+                continue
+            missing = [p for p in object_type.required_properties if not unit.properties.get(p)]
+            if missing:
+                for ref in unit.refs:
+                    results[ref].errors.append(RowError("MISSING_REQUIRED_PROPERTY",
+                                                        f"Required properties are missing: {', '.join(missing)}",
+                                                        missing[0]))
+                continue
+            creates.append(unit)
+        elif operation == "CREATE":
+            for ref in unit.refs:
+                results[ref].errors.append(RowError("CREATE_ONLY_IMPORT",
+                                                    f"A {object_type.singular} with {id_property} {unit.key} exists "
+                                                    f"(ID {unit.record_id}); this import only creates records",
+                                                    id_property, unit.key))
+        else:
+            updates.append(unit)
+
+    # Non-key unique values (additional emails, custom unique properties) owned by another record
+    # fail only their unit, before anything is written.
+    await _reject_foreign_unique_values(session, account_id, catalog, [*creates, *updates], results, key_namespace)
+    creates = [u for u in creates if u.refs]
+    updates = [u for u in updates if u.refs]
+
+    changed_at = now_text()
+    events: list[CloudEvent] = []
+    if creates:
+        ids = await _insert_new(session, account_id, object_type.id, creates, changed_at, source_type, source_id)
+        claims = []
+        for unit, record_id in zip(creates, ids, strict=True):
+            unit.record_id = record_id
+            claims.extend(unique_claims(catalog, record_id, unit.properties))
+        if await repository.claim_unique_values(session, account_id, object_type.id, claims):
+            raise UniqueRace()
+        for unit in creates:
+            for ref in unit.refs:
+                results[ref].id = unit.record_id
+                results[ref].status = "CREATED"
+            events.append(_event("record.created", account_id, catalog, unit.record_id,
+                                 {"properties": unit.properties, "sourceType": source_type, "sourceId": source_id}))
+    if updates:
+        rows_out = await repository.update_records(
+            session, [(u.record_id, u.properties) for u in updates if u.record_id], keep_existing=keep_existing,
+            changed_at=changed_at, source_type=source_type, source_id=source_id)
+        by_id = {r["id"]: r for r in rows_out}
+        release, claim = [], []
+        for unit in updates:
+            row = by_id.get(unit.record_id or -1)
+            if row is None:
+                continue
+            changes = row["changes"]
+            if namespaces and any(p in changes for p in namespaces):
+                before = set(unique_claims(catalog, row["id"], row["before"]))
+                after = set(unique_claims(catalog, row["id"], row["properties"]))
+                release.extend(sorted(before - after))
+                claim.extend(sorted(after - before))
+            for ref in unit.refs:
+                results[ref].id = unit.record_id
+                results[ref].status = "UPDATED" if changes else "UNCHANGED"
+            if changes:
+                events.append(_event("record.updated", account_id, catalog, row["id"],
+                                     {"changes": changes, "sourceType": source_type, "sourceId": source_id}))
+        await repository.release_unique_values(session, account_id, object_type.id, release)
+        if await repository.claim_unique_values(session, account_id, object_type.id, claim):
+            raise UniqueRace()
+    await add_events(session, events)
+    return [results[row.ref] for row in rows]
+
+
+async def _reject_foreign_unique_values(session: AsyncSession, account_id: int, catalog: PropertyCatalog,
+                                        units: list[_Unit], results: dict[int, RowResult],
+                                        key_namespace: str | None) -> None:
+    namespaces = catalog.unique_namespaces()
+    wanted: dict[tuple[str, str], list[_Unit]] = {}
+    for unit in units:
+        for prop_name, namespace in namespaces.items():
+            value = unit.properties.get(prop_name)
+            if not value:
+                continue
+            for v in unique_values_of(catalog.properties[prop_name], value):
+                if namespace == key_namespace and v.lower() == unit.key:
+                    continue
+                wanted.setdefault((namespace, v.lower()), []).append(unit)
+    if not wanted:
+        return
+    owners: dict[tuple[str, str], int] = {}
+    by_namespace: dict[str, list[str]] = {}
+    for namespace, value in wanted:
+        by_namespace.setdefault(namespace, []).append(value)
+    for namespace, values in by_namespace.items():
+        for value, owner in (await repository.resolve_unique_values(session, account_id, catalog.object_type.id,
+                                                                     namespace, values)).items():
+            owners[(namespace, value)] = owner
+    for (namespace, value), claimants in wanted.items():
+        owner = owners.get((namespace, value))
+        # Two units of this batch claiming one value: the first keeps it.
+        rivals = claimants if owner is not None else claimants[1:]
+        for unit in rivals:
+            if owner is not None and unit.record_id == owner:
+                continue
+            for ref in unit.refs:
+                results[ref].errors.append(RowError(
+                    "DUPLICATE_UNIQUE_PROPERTY_VALUE",
+                    f"{namespace} {value} already belongs to {catalog.object_type.singular} "
+                    f"{owner if owner is not None else 'another row of this import'}", namespace, value))
+            unit.refs = []
+
+
+async def _insert_new(session: AsyncSession, account_id: int, object_type_id: str, units: list[_Unit],
+                      changed_at: str, source_type: str, source_id: str | None) -> list[int]:
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    # Ids are allocated up front so each unit knows its id without relying on insert order.
+    ids = [r[0] for r in await raw.fetch("SELECT nextval('record_ids') FROM generate_series(1, $1)", len(units))]
+    await raw.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS bulk_staging (id bigint, props jsonb) ON COMMIT DELETE ROWS")
+    await raw.execute("TRUNCATE bulk_staging")
+    await raw.copy_records_to_table(
+        "bulk_staging", columns=["id", "props"],
+        records=[(record_id, orjson.dumps(u.properties).decode()) for record_id, u in zip(ids, units, strict=True)])
+    await session.execute(
+        text("""
+            INSERT INTO records (id, account_id, object_type_id, properties, history)
+            SELECT s.id, :a, :t, s.props, corral_append_history('{}'::jsonb, s.props, :changed_at, :st, :sid)
+            FROM bulk_staging s
+        """),
+        {"a": account_id, "t": object_type_id, "changed_at": changed_at, "st": source_type, "sid": source_id},
+    )
+    return ids
+
+
+def _event(event_type: str, account_id: int, catalog: PropertyCatalog, record_id: int | None,
+           data: dict[str, Any]) -> CloudEvent:
+    object_type = catalog.object_type
+    return CloudEvent(source=SOURCE, type=event_type, subject=f"{object_type.id}/{record_id}",
+                      corralaccount=account_id,
+                      data={"objectTypeId": object_type.id, "objectType": object_type.name, "id": str(record_id),
+                            **data})

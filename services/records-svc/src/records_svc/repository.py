@@ -1,0 +1,328 @@
+"""All of records-svc's SQL. Functions take the caller's session; only the request boundary commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+RECORD_COLUMNS = "r.id, r.object_type_id, r.properties, r.created_at, r.updated_at, r.archived, r.archived_at"
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def custom_properties(session: AsyncSession, account_id: int, object_type_id: str,
+                            *, include_archived: bool = False) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM property_definitions WHERE account_id = :a AND object_type_id = :t "
+             "AND (archived = false OR :arch) ORDER BY display_order, name"),
+        {"a": account_id, "t": object_type_id, "arch": include_archived},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def custom_property(session: AsyncSession, account_id: int, object_type_id: str, name: str) -> dict | None:
+    row = await session.execute(
+        text("SELECT * FROM property_definitions WHERE account_id = :a AND object_type_id = :t AND name = :n"),
+        {"a": account_id, "t": object_type_id, "n": name},
+    )
+    found = row.mappings().first()
+    return dict(found) if found else None
+
+
+async def insert_property(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+    row = await session.execute(
+        text("""
+            INSERT INTO property_definitions (account_id, object_type_id, name, label, type, field_type, group_name,
+                description, options, display_order, has_unique_value, hidden, form_field, calculation_formula)
+            VALUES (:account_id, :object_type_id, :name, :label, :type, :field_type, :group_name, :description,
+                CAST(:options AS jsonb), :display_order, :has_unique_value, :hidden, :form_field, :calculation_formula)
+            ON CONFLICT (account_id, object_type_id, name) DO UPDATE SET
+                label = EXCLUDED.label, type = EXCLUDED.type, field_type = EXCLUDED.field_type,
+                group_name = EXCLUDED.group_name, description = EXCLUDED.description, options = EXCLUDED.options,
+                display_order = EXCLUDED.display_order, has_unique_value = EXCLUDED.has_unique_value,
+                hidden = EXCLUDED.hidden, form_field = EXCLUDED.form_field, archived = false, archived_at = NULL,
+                updated_at = now()
+            WHERE property_definitions.archived
+            RETURNING *
+        """),
+        {**values, "options": _json(values.get("options", []))},
+    )
+    created = row.mappings().first()
+    return dict(created) if created else {}
+
+
+async def update_property(session: AsyncSession, account_id: int, object_type_id: str, name: str,
+                          changes: dict[str, Any]) -> dict[str, Any]:
+    assignments = ", ".join(
+        f"{column} = CAST(:{column} AS jsonb)" if column == "options" else f"{column} = :{column}"
+        for column in changes
+    )
+    params = {**changes, "a": account_id, "t": object_type_id, "n": name}
+    if "options" in params:
+        params["options"] = _json(params["options"])
+    row = await session.execute(
+        text(f"UPDATE property_definitions SET {assignments}, updated_at = now() "
+             "WHERE account_id = :a AND object_type_id = :t AND name = :n RETURNING *"),
+        params,
+    )
+    return dict(row.mappings().one())
+
+
+async def archive_property(session: AsyncSession, account_id: int, object_type_id: str, name: str) -> bool:
+    row = await session.execute(
+        text("UPDATE property_definitions SET archived = true, archived_at = now() "
+             "WHERE account_id = :a AND object_type_id = :t AND name = :n AND NOT archived RETURNING 1"),
+        {"a": account_id, "t": object_type_id, "n": name},
+    )
+    return row.scalar() is not None
+
+
+async def property_groups(session: AsyncSession, account_id: int, object_type_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM property_groups WHERE account_id = :a AND object_type_id = :t AND NOT archived "
+             "ORDER BY display_order, name"),
+        {"a": account_id, "t": object_type_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def upsert_property_group(session: AsyncSession, account_id: int, object_type_id: str, name: str,
+                                label: str, display_order: int) -> dict[str, Any]:
+    row = await session.execute(
+        text("""
+            INSERT INTO property_groups (account_id, object_type_id, name, label, display_order)
+            VALUES (:a, :t, :n, :l, :o)
+            ON CONFLICT (account_id, object_type_id, name) DO UPDATE
+              SET label = EXCLUDED.label, display_order = EXCLUDED.display_order, archived = false
+            RETURNING *
+        """),
+        {"a": account_id, "t": object_type_id, "n": name, "l": label, "o": display_order},
+    )
+    return dict(row.mappings().one())
+
+
+async def archive_property_group(session: AsyncSession, account_id: int, object_type_id: str, name: str) -> bool:
+    row = await session.execute(
+        text("UPDATE property_groups SET archived = true WHERE account_id = :a AND object_type_id = :t "
+             "AND name = :n AND NOT archived RETURNING 1"),
+        {"a": account_id, "t": object_type_id, "n": name},
+    )
+    return row.scalar() is not None
+
+
+# --- records ---------------------------------------------------------------------------------------------
+
+
+async def insert_records(session: AsyncSession, account_id: int, object_type_id: str,
+                         items: list[tuple[dict[str, str], datetime | None]], *, changed_at: str,
+                         source_type: str, source_id: str | None) -> list[dict[str, Any]]:
+    """Insert records (properties, optional create date) in one statement; rows come back in input order."""
+    rows = await session.execute(
+        text("""
+            INSERT INTO records (account_id, object_type_id, properties, history, created_at, updated_at)
+            SELECT :a, :t, i.props,
+                   corral_append_history('{}'::jsonb, i.props, :changed_at, :source_type, :source_id),
+                   coalesce(i.created_at, now()), now()
+            FROM ROWS FROM (jsonb_to_recordset(CAST(:items AS jsonb)) AS (props jsonb, created_at timestamptz))
+                 WITH ORDINALITY AS i(props, created_at, ord)
+            ORDER BY i.ord
+            RETURNING id, object_type_id, properties, created_at, updated_at, archived, archived_at
+        """),
+        {"a": account_id, "t": object_type_id, "changed_at": changed_at, "source_type": source_type,
+         "source_id": source_id,
+         "items": _json([{"props": props, "created_at": created.isoformat() if created else None}
+                         for props, created in items])},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def fetch_records(session: AsyncSession, account_id: int, object_type_id: str, ids: list[int], *,
+                        archived: bool | None = False, with_history: bool = False,
+                        for_update: bool = False) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    archived_clause = "" if archived is None else "AND r.archived = :archived"
+    history = ", r.history" if with_history else ""
+    lock = "FOR UPDATE" if for_update else ""
+    rows = await session.execute(
+        text(f"SELECT {RECORD_COLUMNS}{history} FROM records r WHERE r.account_id = :a AND r.object_type_id = :t "
+             f"AND r.id = ANY(:ids) {archived_clause} ORDER BY r.id {lock}"),
+        {"a": account_id, "t": object_type_id, "ids": ids, "archived": archived},
+    )
+    return {r["id"]: dict(r) for r in rows.mappings()}
+
+
+async def update_records(session: AsyncSession, updates: list[tuple[int, dict[str, str]]], *,
+                         keep_existing: list[str], changed_at: str, source_type: str,
+                         source_id: str | None) -> list[dict[str, Any]]:
+    """Merge incoming values into stored ones with the SQL rules; returns before/after per record."""
+    rows = await session.execute(
+        text("""
+            WITH incoming AS (
+                SELECT i.id, i.props FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS i(id bigint, props jsonb)
+            ), merged AS (
+                SELECT r.id, r.properties AS before,
+                       corral_merge_properties(r.properties, incoming.props, CAST(:keep AS text[])) AS after
+                FROM records r JOIN incoming ON incoming.id = r.id
+            ), changed AS (
+                SELECT id, before, after, corral_changed_properties(before, after) AS changes FROM merged
+            )
+            UPDATE records r SET
+                properties = changed.after,
+                history = corral_append_history(r.history, changed.changes, :changed_at, :source_type, :source_id),
+                updated_at = CASE WHEN changed.changes = '{}'::jsonb THEN r.updated_at ELSE now() END
+            FROM changed WHERE r.id = changed.id
+            RETURNING r.id, r.object_type_id, r.properties, r.created_at, r.updated_at, r.archived,
+                      r.archived_at, changed.before, changed.changes
+        """),
+        {"items": _json([{"id": i, "props": p} for i, p in updates]), "keep": keep_existing,
+         "changed_at": changed_at, "source_type": source_type, "source_id": source_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def set_archived(session: AsyncSession, account_id: int, object_type_id: str, ids: list[int],
+                       archived: bool) -> list[int]:
+    rows = await session.execute(
+        text("UPDATE records SET archived = :arch, archived_at = CASE WHEN :arch THEN now() END, updated_at = now() "
+             "WHERE account_id = :a AND object_type_id = :t AND id = ANY(:ids) AND archived <> :arch RETURNING id"),
+        {"a": account_id, "t": object_type_id, "ids": ids, "arch": archived},
+    )
+    return [r[0] for r in rows]
+
+
+async def list_records(session: AsyncSession, account_id: int, object_type_id: str, *, after: int, limit: int,
+                       archived: bool) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.account_id = :a AND r.object_type_id = :t "
+             "AND r.archived = :arch AND r.id > :after ORDER BY r.id LIMIT :limit"),
+        {"a": account_id, "t": object_type_id, "arch": archived, "after": after, "limit": limit},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def search_records(session: AsyncSession, account_id: int, object_type_id: str, *, where: str,
+                         order_by: str, params: dict[str, Any], offset: int,
+                         limit: int) -> tuple[list[dict[str, Any]], int]:
+    base = f"FROM records r WHERE r.account_id = :a AND r.object_type_id = :t AND NOT r.archived AND ({where})"
+    bound = {**params, "a": account_id, "t": object_type_id}
+    rows = await session.execute(
+        text(f"SELECT {RECORD_COLUMNS} {base} ORDER BY {order_by} LIMIT :limit OFFSET :offset"),
+        {**bound, "limit": limit, "offset": offset},
+    )
+    results = [dict(r) for r in rows.mappings()]
+    if offset == 0 and len(results) < limit:
+        return results, len(results)
+    total = await session.execute(text(f"SELECT count(*) {base}"), bound)
+    return results, int(total.scalar_one())
+
+
+# --- unique values ---------------------------------------------------------------------------------------
+
+
+async def claim_unique_values(session: AsyncSession, account_id: int, object_type_id: str,
+                              claims: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """Claim (namespace, value, record id) rows; returns the claims held by *another* record."""
+    if not claims:
+        return []
+    rows = await session.execute(
+        text("""
+            WITH wanted AS (
+                SELECT * FROM jsonb_to_recordset(CAST(:claims AS jsonb)) AS c(namespace text, value text, record_id bigint)
+            ), inserted AS (
+                INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id)
+                SELECT :a, :t, namespace, value, record_id FROM wanted
+                ON CONFLICT DO NOTHING
+                RETURNING namespace, value
+            )
+            SELECT w.namespace, w.value, u.record_id AS owner
+            FROM wanted w
+            LEFT JOIN inserted i ON i.namespace = w.namespace AND i.value = w.value
+            JOIN unique_values u ON u.account_id = :a AND u.object_type_id = :t
+                 AND u.namespace = w.namespace AND u.value = w.value
+            WHERE i.value IS NULL AND u.record_id <> w.record_id
+        """),
+        {"a": account_id, "t": object_type_id,
+         "claims": _json([{"namespace": n, "value": v, "record_id": r} for n, v, r in claims])},
+    )
+    return [(r.namespace, r.value, r.owner) for r in rows]
+
+
+async def release_unique_values(session: AsyncSession, account_id: int, object_type_id: str,
+                                releases: list[tuple[str, str, int]]) -> None:
+    if not releases:
+        return
+    await session.execute(
+        text("""
+            DELETE FROM unique_values u USING jsonb_to_recordset(CAST(:rel AS jsonb))
+                AS x(namespace text, value text, record_id bigint)
+            WHERE u.account_id = :a AND u.object_type_id = :t AND u.namespace = x.namespace
+              AND u.value = x.value AND u.record_id = x.record_id
+        """),
+        {"a": account_id, "t": object_type_id,
+         "rel": _json([{"namespace": n, "value": v, "record_id": r} for n, v, r in releases])},
+    )
+
+
+async def resolve_unique_values(session: AsyncSession, account_id: int, object_type_id: str, namespace: str,
+                                values: list[str]) -> dict[str, int]:
+    if not values:
+        return {}
+    rows = await session.execute(
+        text("SELECT value, record_id FROM unique_values WHERE account_id = :a AND object_type_id = :t "
+             "AND namespace = :n AND value = ANY(:v)"),
+        {"a": account_id, "t": object_type_id, "n": namespace, "v": values},
+    )
+    return {r.value: r.record_id for r in rows}
+
+
+# --- associations ----------------------------------------------------------------------------------------
+
+
+async def insert_associations(session: AsyncSession, account_id: int,
+                              rows: list[tuple[str, int, str, int, str, int]]) -> int:
+    """(from type, from id, to type, to id, category, type id) rows; existing ones are kept."""
+    if not rows:
+        return 0
+    result = await session.execute(
+        text("""
+            INSERT INTO associations (account_id, from_object_type_id, from_id, to_object_type_id, to_id,
+                                      category, type_id)
+            SELECT :a, x.ft, x.fi, x.tt, x.ti, x.c, x.ty
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(ft text, fi bigint, tt text, ti bigint, c text, ty int)
+            ON CONFLICT DO NOTHING
+        """),
+        {"a": account_id, "rows": _json([{"ft": ft, "fi": fi, "tt": tt, "ti": ti, "c": c, "ty": ty}
+                                         for ft, fi, tt, ti, c, ty in rows])},
+    )
+    return result.rowcount or 0
+
+
+async def associations_of(session: AsyncSession, account_id: int, from_ids: list[int],
+                          to_object_type_ids: list[str]) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("""
+            SELECT a.from_id, a.to_object_type_id, a.to_id, a.category, a.type_id
+            FROM associations a JOIN records t ON t.id = a.to_id AND NOT t.archived
+            WHERE a.account_id = :a AND a.from_id = ANY(:ids) AND a.to_object_type_id = ANY(:types)
+            ORDER BY a.from_id, a.to_object_type_id, a.to_id, a.type_id
+        """),
+        {"a": account_id, "ids": from_ids, "types": to_object_type_ids},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def existing_record_ids(session: AsyncSession, account_id: int, object_type_id: str,
+                              ids: list[int]) -> set[int]:
+    rows = await session.execute(
+        text("SELECT id FROM records WHERE account_id = :a AND object_type_id = :t AND id = ANY(:ids) "
+             "AND NOT archived"),
+        {"a": account_id, "t": object_type_id, "ids": ids},
+    )
+    return {r[0] for r in rows}
