@@ -108,10 +108,10 @@ def _replication_window(org: Org, request: Request) -> tuple[datetime, datetime]
     except ValueError:
         raise SalesforceError(400, "INVALID_REPLICATION_DATE", "Unable to parse start or end date") from None
     now = org.clock.now()
-    # Windows are answered at minute granularity and never past the present, so that a client starting its
-    # next window at latestDateCovered misses nothing.
+    # Salesforce ignores the seconds of `start` (widening the window is always safe), and a window never
+    # reaches past the present: a client that starts its next window at latestDateCovered misses nothing.
     start = start.replace(second=0, microsecond=0)
-    end = min(end, now).replace(second=0, microsecond=0)
+    end = min(end, now)
     if start > end:
         raise SalesforceError(400, "INVALID_REPLICATION_DATE", "EndDate can not be before StartDate")
     if start < now - timedelta(days=UPDATED_WINDOW_DAYS):
