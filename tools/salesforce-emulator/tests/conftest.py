@@ -120,7 +120,8 @@ def live_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveEmul
     port = free_port()
     app = create_app(EmulatorSettings(enable_admin=True, page_size=2))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, ssl_certfile=str(certificate),
-                                           ssl_keyfile=str(key), log_level="warning", lifespan="off"))
+                                           ssl_keyfile=str(key), log_level="warning", lifespan="off",
+                                           timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -130,4 +131,5 @@ def live_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveEmul
         time.sleep(0.02)
     yield LiveEmulator(f"https://127.0.0.1:{port}", port, certificate, app)
     server.should_exit = True
+    server.force_exit = True  # don't wait for clients' idle keep-alive connections
     thread.join(timeout=5)
