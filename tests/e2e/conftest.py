@@ -1,0 +1,62 @@
+"""Boots the real suite (gateway, four services, Salesforce emulator) on free ports for end-to-end tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_suite_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("corral_suite", ROOT / "scripts" / "suite.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["corral_suite"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+suite_module = _load_suite_module()
+
+
+@pytest.fixture(scope="session")
+def suite() -> Iterator[object]:
+    running = suite_module.Suite.on_free_ports(extra_env={"CORRAL_LOG_LEVEL": "WARNING"})
+    running.migrate()
+    running.start()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+        running.drop_databases()
+
+
+@pytest.fixture(scope="session")
+def token(suite: object) -> str:
+    return suite.create_token("e2e-main", "--rate-limit", "0")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def other_token(suite: object) -> str:
+    return suite.create_token("e2e-other", "--rate-limit", "0")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def hubspot(suite: object, token: str):  # type: ignore[no-untyped-def]
+    from hubspot import HubSpot
+
+    return HubSpot(access_token=token, host=suite.gateway_url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def hubspot_other(suite: object, other_token: str):  # type: ignore[no-untyped-def]
+    from hubspot import HubSpot
+
+    return HubSpot(access_token=other_token, host=suite.gateway_url)  # type: ignore[attr-defined]
