@@ -150,7 +150,8 @@ async def get_deleted(version: str, sobject: str, request: Request, org: OrgDep,
         raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
                               f"Too many ids were requested: {len(entries)} exceeds the limit of "
                               f"{org.store.limits.replication_id_limit}; narrow the date range")
-    earliest = (org.store.purged_through or org.store.org_created).replace(second=0, microsecond=0)
+    # After a purge this is the newest purged deletion: a client whose last sync is older must resync fully.
+    earliest = org.store.purged_through or org.store.org_created
     return json_response({"deletedRecords": [{"id": entry.record_id, "deletedDate": entry.deleted_date}
                                              for entry in entries],
                           "earliestDateAvailable": format_datetime(earliest),
