@@ -28,7 +28,7 @@ from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from corral_gateway.main import GATEWAY_DIR
+from corral_gateway.settings import GATEWAY_DIR
 from corral_gateway.scopes import ALL_SCOPES
 from corral_gateway.tokens import TokenRecord, create_token
 from crm_common.app import create_service_app

@@ -6,7 +6,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +21,7 @@ from corral_gateway.openapi import OpenAPIMerger
 from corral_gateway.proxy import PROXY_METHODS, proxy
 from corral_gateway.ratelimit import RateLimiter
 from corral_gateway.runtime import GatewayRuntime
-from corral_gateway.settings import GatewaySettings
+from corral_gateway.settings import GATEWAY_DIR, GatewaySettings
 from corral_gateway.tokens import TokenCache
 from crm_common import cli
 from crm_common.auth import REQUEST_ID_HEADER
@@ -30,7 +29,6 @@ from crm_common.db import make_engine
 from crm_common.errors import install_error_handlers
 from crm_common.logging import configure_logging, set_request_id
 
-GATEWAY_DIR = Path(__file__).resolve().parents[2]
 log = structlog.get_logger("corral_gateway.access")
 
 # A client's own request id is kept only if it cannot break a log line or a header.
