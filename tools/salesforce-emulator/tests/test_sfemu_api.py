@@ -281,6 +281,8 @@ async def test_get_updated_and_deleted_follow_the_clock(sf: SalesforceApi, org: 
     purged = (await sf.get("/sobjects/Account/deleted", params=old_window)).json()
     assert purged["deletedRecords"] == []
     assert parse_datetime(purged["earliestDateAvailable"]) > start
+    org.clock.advance(15 * 86400)
+    sf.token = await fetch_token(sf.client)
     too_old = {"start": start.isoformat(), "end": org.clock.now().isoformat()}
     assert (await sf.get("/sobjects/Account/updated", params=too_old)).json()[0]["errorCode"] == \
         "INVALID_REPLICATION_DATE"
