@@ -112,12 +112,17 @@ class SObjectDef:
     replicateable: bool = True
     _by_lower: dict[str, FieldDef] = field(default_factory=dict, repr=False)
     _relationships: dict[str, FieldDef] = field(default_factory=dict, repr=False)
+    record_template: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lookup_fields: list[FieldDef] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.reindex()
 
     def reindex(self) -> None:
+        # A new row starts as a copy of this: every field present (null unless it has a default).
+        self.record_template = {name: definition.default_value for name, definition in self.fields.items()}
         self._by_lower = {name.lower(): definition for name, definition in self.fields.items()}
+        self._lookup_fields = [f for f in self.fields.values() if f.external_id or f.unique]
         self._relationships = {
             definition.relationship_name.lower(): definition
             for definition in self.fields.values() if definition.relationship_name
@@ -136,7 +141,7 @@ class SObjectDef:
     @property
     def lookup_fields(self) -> list[FieldDef]:
         """Fields that identify a record besides Id (external ids and unique fields)."""
-        return [f for f in self.fields.values() if f.external_id or f.unique]
+        return self._lookup_fields
 
     def urls(self, version: str) -> dict[str, str]:
         base = f"/services/data/v{version}/sobjects/{self.name}"

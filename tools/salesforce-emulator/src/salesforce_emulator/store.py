@@ -275,10 +275,7 @@ class RecordStore:
             values = normalise_write(sobject, payload, creating=True, allow_system_fields=allow_system_fields)
             now = self._stamp()
             actor = user_id or self.integration_user_id
-            record: Record = {name: None for name in sobject.fields}
-            for definition in sobject.fields.values():
-                if definition.default_value is not None:
-                    record[definition.name] = definition.default_value
+            record: Record = dict(sobject.record_template)
             record.update(Id=self.id_generator.next_id(sobject.key_prefix), IsDeleted=False, CreatedDate=now,
                           CreatedById=actor, LastModifiedDate=now, LastModifiedById=actor, SystemModstamp=now)
             if sobject.has_owner:
@@ -498,26 +495,46 @@ def _derive_fields(sobject: SObjectDef, record: Record) -> None:
 
 def build_projection(compiled: CompiledQuery, version: str,
                      fetch: Callable[[str], Record | None]) -> Callable[[Record], Record]:
-    """A function from a stored record to the query's output shape, parent relationships nested."""
-    type_spelling = compiled.type_spelling
-    url_base = f"/services/data/v{version}/sobjects/"
-    plan = _projection_plan(compiled.selected)
+    """A function from a stored record to the query's output shape, parent relationships nested.
 
-    def project_level(record: Record, level: dict, type_name: str) -> Record:
-        output: Record = {"attributes": {"type": type_name, "url": url_base + type_name + "/" + record["Id"]}}
+    Each level of the plan becomes its own closure once, so projecting a 2000-row page does no plan walking."""
+    url_base = f"/services/data/v{version}/sobjects/"
+
+    def compile_level(level: dict, type_name: str) -> Callable[[Record], Record]:
+        url_prefix = url_base + type_name + "/"
+        entries: list[tuple[str, str | None, Callable[[Record], Record] | None]] = []
         for key, item in level.items():
             if isinstance(item, str):
-                output[key] = record.get(item)
+                entries.append((key, None, None))
             else:
                 reference_field, parent_type, sublevel = item
-                parent = fetch(record.get(reference_field)) if record.get(reference_field) else None
-                output[key] = project_level(parent, sublevel, parent_type) if parent is not None else None
-        return output
+                entries.append((key, reference_field, compile_level(sublevel, parent_type)))
+        if all(reference is None for _, reference, _ in entries):
+            keys = tuple(key for key, _, _ in entries)
 
-    def projection(record: Record) -> Record:
-        return project_level(record, plan, type_spelling)
+            def project_flat(record: Record) -> Record:
+                output: Record = {"attributes": {"type": type_name, "url": url_prefix + record["Id"]}}
+                get = record.get
+                for key in keys:
+                    output[key] = get(key)
+                return output
 
-    return projection
+            return project_flat
+
+        def project_nested(record: Record) -> Record:
+            output: Record = {"attributes": {"type": type_name, "url": url_prefix + record["Id"]}}
+            for key, reference_field, project_parent in entries:
+                if reference_field is None:
+                    output[key] = record.get(key)
+                    continue
+                parent_id = record.get(reference_field)
+                parent = fetch(parent_id) if parent_id else None
+                output[key] = project_parent(parent) if parent is not None else None  # type: ignore[misc]
+            return output
+
+        return project_nested
+
+    return compile_level(_projection_plan(compiled.selected), compiled.type_spelling)
 
 
 def _projection_plan(selected: list[ResolvedPath]) -> dict:

@@ -1,0 +1,135 @@
+"""Throughput of the Salesforce emulator over real HTTP.
+
+Starts the `salesforce-emulator` console script in a subprocess on free ports, seeds contacts through the
+admin API, then measures with one keep-alive httpx client:
+  * baseline: bare `GET /livez` requests per second (the HTTP + uvicorn + client budget),
+  * query pages per second (page size 2000, following nextRecordsUrl, with a parent field),
+  * collection writes per second (POST composite/sobjects, 200 new contacts each).
+Each figure is printed with its ratio to the baseline, i.e. how much of the bare HTTP rate survives the
+emulator's own work. Run: `uv run python bench/salesforce_emulator/bench_emulator.py [--seconds 8]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import httpx
+
+API = "/services/data/v60.0"
+SEED_CONTACTS = 20_000
+PAGE_SIZE = 2000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_emulator(cert_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+    http_port, https_port = free_port(), free_port()
+    env = dict(os.environ, SF_EMULATOR_HTTP_PORT=str(http_port), SF_EMULATOR_HTTPS_PORT=str(https_port),
+               SF_EMULATOR_CERT_DIR=cert_dir, SF_EMULATOR_ENABLE_ADMIN="true", SF_EMULATOR_PAGE_SIZE=str(PAGE_SIZE),
+               SF_EMULATOR_DAILY_API_REQUESTS="100000000")
+    process = subprocess.Popen([sys.executable, "-c", "from salesforce_emulator.main import run; run()"], env=env,
+                               stdout=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/livez", timeout=1).status_code == 200:
+                return process, base_url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("emulator did not come up")
+
+
+def rate(action: Callable[[], int], seconds: float) -> tuple[float, float]:
+    """Run `action` repeatedly for `seconds`; returns (calls per second, units per second)."""
+    action()  # warm-up: first-call costs (imports, JIT-free caches, connection) are not throughput
+    calls = units = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        units += action()
+        calls += 1
+    return calls / elapsed, units / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per figure")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as cert_dir:
+        process, base_url = start_emulator(cert_dir)
+        try:
+            run_benchmarks(base_url, arguments.seconds)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def run_benchmarks(base_url: str, seconds: float) -> None:
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        token = client.post("/services/oauth2/token", data={
+            "grant_type": "client_credentials", "client_id": "corral-emulator",
+            "client_secret": "corral-emulator-secret"}).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        account_id = client.post(f"{API}/sobjects/Account", json={"Name": "Bench Account"}).json()["id"]
+        for batch_start in range(0, SEED_CONTACTS, 5000):
+            records = [{"attributes": {"type": "Contact"}, "FirstName": "Bench", "LastName": f"Contact {n}",
+                        "Email": f"bench{n}@example.com", "AccountId": account_id}
+                       for n in range(batch_start, batch_start + 5000)]
+            assert client.post("/__emulator__/seed", json={"records": records}).status_code == 200
+
+        def livez() -> int:
+            client.get("/livez")
+            return 1
+
+        soql = "SELECT Id, FirstName, LastName, Email, SystemModstamp, Account.Name FROM Contact"
+        pages_per_query = 0
+
+        def query_all_pages() -> int:
+            nonlocal pages_per_query
+            page = client.get(f"{API}/query", params={"q": soql}).json()
+            pages = 1
+            while not page["done"]:
+                page = client.get(page["nextRecordsUrl"]).json()
+                pages += 1
+            pages_per_query = pages
+            return pages
+
+        serial = 0
+
+        def collection_create() -> int:
+            nonlocal serial
+            serial += 1
+            records = [{"attributes": {"type": "Contact"}, "LastName": f"Write {serial}-{n}",
+                        "Email": f"w{serial}.{n}@example.com", "AccountId": account_id} for n in range(200)]
+            response = client.post(f"{API}/composite/sobjects", json={"allOrNone": False, "records": records})
+            results = response.json()
+            assert response.status_code == 200 and all(result["success"] for result in results)
+            return 1
+
+        baseline, _ = rate(livez, seconds)
+        _, pages = rate(query_all_pages, seconds)
+        writes, _ = rate(collection_create, seconds)
+
+    print(f"salesforce-emulator over HTTP/1.1 (one keep-alive client, {SEED_CONTACTS} contacts, "
+          f"page size {PAGE_SIZE}, {pages_per_query} pages per query)")
+    print(f"  baseline GET /livez           {baseline:9.1f} req/s")
+    print(f"  query pages (2000 records)    {pages:9.1f} pages/s  = {pages * PAGE_SIZE:,.0f} records/s  "
+          f"ratio to baseline {pages / baseline:.3f}")
+    print(f"  collection creates (200 rows) {writes:9.1f} req/s    = {writes * 200:,.0f} records/s  "
+          f"ratio to baseline {writes / baseline:.3f}")
+
+
+if __name__ == "__main__":
+    main()
