@@ -23,17 +23,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import ORJSONResponse
-from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from corral_gateway.settings import GATEWAY_DIR
 from corral_gateway.scopes import ALL_SCOPES
+from corral_gateway.settings import GATEWAY_DIR
 from corral_gateway.tokens import TokenRecord, create_token
 from crm_common.app import create_service_app
 from crm_common.db import drop_database, ensure_database, make_engine, prepare_database
 from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 SECRET = f"gateway-test-secret-{uuid.uuid4().hex}"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -67,7 +66,7 @@ def echo_router(service: str) -> APIRouter:
 
     @router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                       include_in_schema=False)
-    async def echo(request: Request, path: str) -> ORJSONResponse:
+    async def echo(request: Request, path: str) -> JSONResponse:
         body = await request.body()
         params = request.query_params
         if "sleep" in params:
@@ -75,7 +74,7 @@ def echo_router(service: str) -> APIRouter:
         headers = {"location": params["location"]} if "location" in params else {}
         if "retry_after" in params:
             headers["retry-after"] = params["retry_after"]
-        return ORJSONResponse(
+        return JSONResponse(
             {
                 "service": service,
                 "method": request.method,

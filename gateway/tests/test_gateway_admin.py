@@ -13,7 +13,7 @@ TOKEN_RE = re.compile(r"pat-corral-[A-Za-z0-9_-]{43}")
 def admin(gateway_db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "import sys; from corral_gateway.admin import main; sys.exit(main())", *args],
-        env={**os.environ, "GATEWAY_DATABASE_URL": gateway_db_url}, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "GATEWAY_DATABASE_URL": gateway_db_url}, capture_output=True, text=True, timeout=60, check=False,
     )
 
 

@@ -7,7 +7,6 @@ import time
 
 import httpx
 import sqlalchemy as sa
-
 from corral_gateway.tokens import revoke_token, tokens
 from crm_common.auth import AuthContext, sign_context, verify_context
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from corral_gateway.routing import resolve
 
 C_R, C_W = "crm.objects.contacts.read", "crm.objects.contacts.write"

@@ -6,6 +6,7 @@ import threading
 import time
 import zlib
 from collections.abc import AsyncIterator
+from typing import Self
 
 import psutil
 
@@ -34,7 +35,7 @@ class RssSampler:
             self.peak = max(self.peak, self.process.memory_info().rss)
             time.sleep(0.01)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

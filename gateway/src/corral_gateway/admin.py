@@ -11,10 +11,11 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from crm_common.db import make_engine, prepare_database
+
 from corral_gateway.scopes import ALL_SCOPES, parse_scopes
 from corral_gateway.settings import GATEWAY_DIR, GatewaySettings
 from corral_gateway.tokens import TokenNotFound, create_token, ensure_account, list_tokens, revoke_token
-from crm_common.db import make_engine, prepare_database
 
 
 def _limit(value: str) -> int:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi.responses import ORJSONResponse
-
 from crm_common.errors import error_body
 from crm_common.logging import current_request_id
+from starlette.responses import JSONResponse
 
 AUTH_NOT_FOUND = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
@@ -22,21 +21,21 @@ HAPIKEY_GONE = (
 
 
 def error_response(status: int, message: str, *, category: str | None = None,
-                   headers: dict[str, str] | None = None, **kwargs: object) -> ORJSONResponse:
-    return ORJSONResponse(error_body(status, message, category=category, **kwargs),  # type: ignore[arg-type]
+                   headers: dict[str, str] | None = None, **kwargs: object) -> JSONResponse:
+    return JSONResponse(error_body(status, message, category=category, **kwargs),  # type: ignore[arg-type]
                           status_code=status, headers=headers)
 
 
-def unauthorized(message: str) -> ORJSONResponse:
+def unauthorized(message: str) -> JSONResponse:
     return error_response(401, message, category="INVALID_AUTHENTICATION",
                           headers={"WWW-Authenticate": 'Bearer realm="corral"'})
 
 
-def revoked(days_ago: int) -> ORJSONResponse:
+def revoked(days_ago: int) -> JSONResponse:
     return unauthorized(f"The OAuth token used to make this call expired {days_ago} day(s) ago.")
 
 
-def missing_scopes(scopes: list[str], headers: dict[str, str]) -> ORJSONResponse:
+def missing_scopes(scopes: list[str], headers: dict[str, str]) -> JSONResponse:
     # Same text as crm_common.auth.require_scope, but listing every missing scope at once.
     return error_response(
         403,
@@ -49,7 +48,7 @@ def missing_scopes(scopes: list[str], headers: dict[str, str]) -> ORJSONResponse
     )
 
 
-def rate_limited(policy: str, headers: dict[str, str]) -> ORJSONResponse:
+def rate_limited(policy: str, headers: dict[str, str]) -> JSONResponse:
     # HubSpot's 429 body; `category` is extra: the SDK's Error model marks it required.
     request_id = current_request_id()
     return error_response(
@@ -62,6 +61,6 @@ def rate_limited(policy: str, headers: dict[str, str]) -> ORJSONResponse:
     )
 
 
-def not_found(headers: dict[str, str] | None = None) -> ORJSONResponse:
+def not_found(headers: dict[str, str] | None = None) -> JSONResponse:
     return error_response(404, "The requested resource was not found", category="OBJECT_NOT_FOUND",
                           headers=headers)

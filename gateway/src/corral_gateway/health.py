@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import text
+from starlette.responses import JSONResponse
 
 from corral_gateway.runtime import GatewayRuntime
 
@@ -24,7 +24,7 @@ async def _check_database(runtime: GatewayRuntime) -> str:
             async with runtime.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         return "ok"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
         return f"unavailable: {exc.__class__.__name__}"
 
 
@@ -32,18 +32,18 @@ async def _check_backend(runtime: GatewayRuntime, base_url: str) -> str:
     try:
         response = await runtime.client.get(f"{base_url.rstrip('/')}/readyz",
                                             timeout=runtime.settings.readyz_timeout)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
         return f"unavailable: {exc.__class__.__name__}"
     return "ok" if response.status_code == 200 else f"not ready: HTTP {response.status_code}"
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     runtime: GatewayRuntime = request.app.state.runtime
     backends = runtime.settings.backend_urls()
     results = await asyncio.gather(_check_database(runtime),
                                    *(_check_backend(runtime, url) for url in backends.values()))
     checks = dict(zip(["database", *backends], results, strict=True))
     ready = all(v == "ok" for v in checks.values())
-    return ORJSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                           status_code=200 if ready else 503)

@@ -6,14 +6,20 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
+import orjson
 import structlog
+from crm_common import cli
+from crm_common.auth import REQUEST_ID_HEADER
+from crm_common.db import make_engine
+from crm_common.errors import install_error_handlers
+from crm_common.logging import configure_logging, set_request_id
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, ORJSONResponse
+from fastapi.responses import HTMLResponse
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral_gateway import health
@@ -23,11 +29,6 @@ from corral_gateway.ratelimit import RateLimiter
 from corral_gateway.runtime import GatewayRuntime
 from corral_gateway.settings import GATEWAY_DIR, GatewaySettings
 from corral_gateway.tokens import TokenCache
-from crm_common import cli
-from crm_common.auth import REQUEST_ID_HEADER
-from crm_common.db import make_engine
-from crm_common.errors import install_error_handlers
-from crm_common.logging import configure_logging, set_request_id
 
 log = structlog.get_logger("corral_gateway.access")
 
@@ -103,15 +104,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await engine.dispose()
 
     # FastAPI's own docs are off: /openapi.json and /docs serve the merged public document instead.
-    app = FastAPI(title="Corral gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
-                  default_response_class=ORJSONResponse)
+    app = FastAPI(title="Corral gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.add_middleware(AccessMiddleware)
     app.include_router(health.router)
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi_document(request: Request) -> dict[str, Any]:
-        return await request.app.state.runtime.openapi.document()
+    async def openapi_document(request: Request) -> Response:
+        document = await request.app.state.runtime.openapi.document()
+        return Response(orjson.dumps(document), media_type="application/json")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

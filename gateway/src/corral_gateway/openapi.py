@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import orjson
 import structlog
+from crm_common.errors import ErrorBody
 from pydantic import BaseModel
 
 from corral_gateway.routing import resolve
-from crm_common.errors import ErrorBody
 
 log = structlog.get_logger(__name__)
 
@@ -214,7 +214,7 @@ class OpenAPIMerger:
             if response.status_code != 200:
                 return f"HTTP {response.status_code}"
             return response.json()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure means "not available"
             return exc.__class__.__name__
 
     async def document(self) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import httpx
 import structlog
+from crm_common.auth import AUTH_HEADER, REQUEST_ID_HEADER, AuthContext, sign_context
+from crm_common.logging import current_request_id
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -15,8 +17,6 @@ from corral_gateway import errors
 from corral_gateway.routing import resolve, split_path
 from corral_gateway.runtime import GatewayRuntime
 from corral_gateway.tokens import TokenRecord
-from crm_common.auth import AUTH_HEADER, REQUEST_ID_HEADER, AuthContext, sign_context
-from crm_common.logging import current_request_id
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,7 @@ async def proxy(request: Request) -> Response:
                                    else errors.AUTH_NOT_FOUND)
     try:
         record = await runtime.tokens.lookup(token)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
         log.error("token store unavailable", error=repr(exc))
         return errors.error_response(503, "The authentication store is unavailable; retry shortly.",
                                      category="SERVICE_UNAVAILABLE", headers={"Retry-After": "1"})

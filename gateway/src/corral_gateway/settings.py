@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic_settings import SettingsConfigDict
-
 from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 # gateway/: where alembic.ini and migrations/ live (members are editable installs at their paths).
 GATEWAY_DIR = Path(__file__).resolve().parents[2]

@@ -194,7 +194,7 @@ class TokenCache:
     async def _touch(self, token_id: int) -> None:
         try:
             await touch_token(self._engine, token_id=token_id)
-        except Exception:  # bookkeeping only; never fail or log-spam a request for it
+        except Exception:  # noqa: BLE001 - bookkeeping only; never fail or log-spam a request for it
             self._touched.pop(token_id, None)
 
     async def aclose(self) -> None:
