@@ -248,6 +248,11 @@ async def test_collection_update_upsert_retrieve_delete(sf: SalesforceApi) -> No
 async def test_composite_limits_and_counts_as_one_call(sf: SalesforceApi, org: Org) -> None:
     too_many = [{"method": "GET", "url": f"{API}/limits", "referenceId": f"r{n}"} for n in range(26)]
     assert (await sf.post("/composite", json={"compositeRequest": too_many})).status_code == 400
+    six_queries = [{"method": "GET", "url": f"{API}/query?q=SELECT+Id+FROM+Account", "referenceId": f"q{n}"}
+                   for n in range(6)]
+    assert (await sf.post("/composite", json={"compositeRequest": six_queries})).json()[0]["errorCode"] == \
+        "LIMIT_EXCEEDED"
+    assert (await sf.post("/composite", json={"compositeRequest": six_queries[:5]})).status_code == 200
     before = org.usage.per_token[sf.token]
     response = await sf.post("/composite", json={"compositeRequest": [
         {"method": "POST", "url": f"{API}/sobjects/Account", "referenceId": "acct", "body": {"Name": "Ref"}},

@@ -118,6 +118,7 @@ def create_app(settings: EmulatorSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        # Routes read their own bodies, so this only fires for malformed path or query parameters.
         return json_response([{"errorCode": "MALFORMED_REQUEST",
                                "message": orjson.dumps(error.errors(), default=str).decode()}], 400)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from salesforce_emulator import ids
-from salesforce_emulator.clock import EmulatorClock, format_datetime
+from salesforce_emulator.clock import EmulatorClock, format_datetime, parse_datetime
 from salesforce_emulator.errors import SalesforceError, entity_is_deleted, malformed_id, not_found
 from salesforce_emulator.schema import SObjectDef, custom_field_from_spec, custom_object_from_spec, standard_objects
 from salesforce_emulator.soql.compiler import CompiledQuery, QueryCompiler, ResolvedPath, sort_records
@@ -269,9 +269,7 @@ class RecordStore:
         with self.lock:
             sobject = self.require_object(sobject_name)
             if any(key.lower() == "id" for key in payload) and not allow_system_fields:
-                raise SalesforceError(400, "INVALID_FIELD", "Unable to create/update fields: Id. Please check the "
-                                      "security settings of this field and verify that it is read/write for your "
-                                      "profile or permission set.", ["Id"])
+                raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
             values = normalise_write(sobject, payload, creating=True, allow_system_fields=allow_system_fields)
             now = self._stamp()
             actor = user_id or self.integration_user_id
@@ -397,22 +395,17 @@ class RecordStore:
                 purge_count += 1
                 record = self.records.get(entry.record_id)
                 if record is not None and record["IsDeleted"]:
-                    self._replace_without_undo(record)
+                    self._purge(record)
             if purge_count:
-                from salesforce_emulator.clock import parse_datetime
-
                 self.purged_through = parse_datetime(self.delete_log[purge_count - 1].deleted_date)
                 del self.delete_log[:purge_count]
 
-    def _replace_without_undo(self, record: Record) -> None:
-        token = _undo_log.set(None)
-        try:
-            sobject = self.object_for_id(record["Id"])
-            assert sobject is not None
-            self.records.pop(record["Id"], None)
-            self.by_type[sobject.name].pop(record["Id"], None)
-        finally:
-            _undo_log.reset(token)
+    def _purge(self, record: Record) -> None:
+        """Physically remove a recycled row; purges are not part of any transaction, so never undone."""
+        sobject = self.object_for_id(record["Id"])
+        assert sobject is not None
+        self.records.pop(record["Id"], None)
+        self.by_type[sobject.name].pop(record["Id"], None)
 
     def updated_ids(self, sobject: SObjectDef, start: datetime, end: datetime) -> list[str]:
         low, high = format_datetime(start), format_datetime(end)

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/services/data")
 COLLECTION_LIMIT = 200
 RETRIEVE_LIMIT = 2000
 COMPOSITE_LIMIT = 25
+COMPOSITE_HEAVY_LIMIT = 5
+_HEAVY_SUBREQUEST = re.compile(r"/(query|queryAll)(\?|/|$)|/composite/sobjects")
 SUBREQUEST_HEADER = "x-sf-emulator-subrequest"
 _ROLLED_BACK = SalesforceError(400, "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                                "Record rolled back because not all records were valid and the request was using "
@@ -260,6 +262,11 @@ async def composite(version: str, request: Request, org: OrgDep, session: Sessio
     if len(subrequests) > COMPOSITE_LIMIT:
         raise SalesforceError(400, "LIMIT_EXCEEDED",
                               f"Composite request may only have up to {COMPOSITE_LIMIT} subrequests")
+    heavy = [sub for sub in subrequests if isinstance(sub, dict) and _HEAVY_SUBREQUEST.search(sub.get("url", ""))]
+    if len(heavy) > COMPOSITE_HEAVY_LIMIT:
+        raise SalesforceError(400, "LIMIT_EXCEEDED",
+                              f"Composite request may only have up to {COMPOSITE_HEAVY_LIMIT} query or sObject "
+                              "Collections subrequests")
     all_or_none = _flag(body.get("allOrNone", False))
     bodies: dict[str, Any] = {}
     responses: list[dict[str, Any]] = []

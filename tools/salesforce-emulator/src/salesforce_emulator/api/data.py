@@ -15,7 +15,7 @@ from salesforce_emulator.errors import SalesforceError, not_found
 from salesforce_emulator.ids import looks_like_id
 from salesforce_emulator.org import Org
 from salesforce_emulator.schema import SObjectDef
-from salesforce_emulator.store import UPDATED_WINDOW_DAYS, MultipleMatches
+from salesforce_emulator.store import UPDATED_WINDOW_DAYS, MultipleMatches, build_projection
 
 router = APIRouter(prefix="/services/data")
 
@@ -176,8 +176,6 @@ def project_fields(org: Org, definition: SObjectDef, record: dict[str, Any], fie
         return _row_output(record, definition, version)
     soql = f"SELECT {fields_param} FROM {definition.name}"
     compiled = org.store.compile_query(soql)
-    from salesforce_emulator.store import build_projection
-
     return build_projection(compiled, version, org.store.fetch)(record)
 
 
