@@ -14,7 +14,6 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-
 from salesforce_emulator.app import create_app
 from salesforce_emulator.org import Org
 from salesforce_emulator.settings import EmulatorSettings

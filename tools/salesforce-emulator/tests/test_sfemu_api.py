@@ -14,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-
 from salesforce_emulator.app import create_app
 from salesforce_emulator.clock import parse_datetime
 from salesforce_emulator.org import Org

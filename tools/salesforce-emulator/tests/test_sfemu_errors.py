@@ -6,7 +6,6 @@ import time
 
 import httpx
 import pytest
-
 from salesforce_emulator import ids
 from salesforce_emulator.app import create_app
 from salesforce_emulator.settings import EmulatorSettings

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from salesforce_emulator import ids
 
 # The first pair is Salesforce's documented example; the others are worked by hand from the algorithm

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-
 from salesforce_emulator.main import build_servers, serve
 from salesforce_emulator.settings import EmulatorSettings
 from salesforce_emulator.tls import write_self_signed_certificate

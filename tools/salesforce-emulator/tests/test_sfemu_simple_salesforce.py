@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from salesforce_emulator import ids
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
@@ -15,8 +16,6 @@ from simple_salesforce.exceptions import (
     SalesforceMoreThanOneRecord,
     SalesforceResourceNotFound,
 )
-
-from salesforce_emulator import ids
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, LiveEmulator
 

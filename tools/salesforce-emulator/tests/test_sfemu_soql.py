@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from salesforce_emulator.errors import SalesforceError
 from salesforce_emulator.schema import standard_objects
 from salesforce_emulator.soql import parse_soql
@@ -21,7 +20,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def compile_query(soql: str, records: dict[str, dict[str, Any]] | None = None):
-    describe = lambda name: next((o for o in OBJECTS.values() if o.name.lower() == name.lower()), None)  # noqa: E731
+    describe = lambda name: next((o for o in OBJECTS.values() if o.name.lower() == name.lower()), None)
     return QueryCompiler(soql, describe, (records or {}).get, NOW).compile(parse_soql(soql))
 
 

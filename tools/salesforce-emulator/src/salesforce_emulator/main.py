@@ -21,7 +21,7 @@ def build_servers(settings: EmulatorSettings) -> list[uvicorn.Server]:
     print(f"salesforce-emulator: https://{settings.host}:{settings.https_port} and "
           f"http://{settings.host}:{settings.http_port} (client id {settings.client_id}, "
           f"admin API {'on' if settings.enable_admin else 'off'})", flush=True)
-    common = dict(host=settings.host, log_level=settings.log_level, lifespan="off", access_log=False)
+    common = {"host": settings.host, "log_level": settings.log_level, "lifespan": "off", "access_log": False}
     return [
         uvicorn.Server(uvicorn.Config(app, port=settings.https_port, ssl_certfile=str(certificate),
                                       ssl_keyfile=str(key), **common)),

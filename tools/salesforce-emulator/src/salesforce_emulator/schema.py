@@ -160,7 +160,7 @@ class SObjectDef:
 
 
 def _system_fields(has_owner: bool) -> list[FieldDef]:
-    audit = dict(createable=False, updateable=False, nillable=False, defaulted_on_create=True)
+    audit = {"createable": False, "updateable": False, "nillable": False, "defaulted_on_create": True}
     fields = [
         FieldDef("Id", "id", "Record ID", createable=False, updateable=False, nillable=False,
                  defaulted_on_create=True),
@@ -200,7 +200,7 @@ _INDUSTRIES = ("Agriculture", "Banking", "Construction", "Education", "Electroni
 _LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 _STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers",
            "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won", "Closed Lost")
-_COMPUTED = dict(createable=False, updateable=False, calculated=True)
+_COMPUTED = {"createable": False, "updateable": False, "calculated": True}
 
 
 def _address(prefix: str, label_prefix: str) -> list[FieldDef]:

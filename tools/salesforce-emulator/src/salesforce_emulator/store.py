@@ -20,7 +20,12 @@ from typing import Any
 from salesforce_emulator import ids
 from salesforce_emulator.clock import EmulatorClock, format_datetime, parse_datetime
 from salesforce_emulator.errors import SalesforceError, entity_is_deleted, malformed_id, not_found
-from salesforce_emulator.schema import SObjectDef, custom_field_from_spec, custom_object_from_spec, standard_objects
+from salesforce_emulator.schema import (
+    SObjectDef,
+    custom_field_from_spec,
+    custom_object_from_spec,
+    standard_objects,
+)
 from salesforce_emulator.soql.compiler import CompiledQuery, QueryCompiler, ResolvedPath, sort_records
 from salesforce_emulator.soql.parser import parse_soql
 from salesforce_emulator.validation import missing_required, normalise_write

@@ -33,7 +33,7 @@ def coerce_value(field: FieldDef, value: Any) -> Any:
         return None
     kind = field.type
     if kind in STRING_TYPES:
-        if isinstance(value, bool) or isinstance(value, (dict, list)):
+        if isinstance(value, (bool, dict, list)):
             raise _deserialize_error("string", value)
         text = value if isinstance(value, str) else str(value)
         if field.length and len(text) > field.length:

@@ -14,7 +14,16 @@ Grammar (the subset Corral's sync needs):
 
 from __future__ import annotations
 
-from salesforce_emulator.soql.syntax import BooleanOp, Comparison, Condition, FieldPath, Literal, Not, OrderKey, Query
+from salesforce_emulator.soql.syntax import (
+    BooleanOp,
+    Comparison,
+    Condition,
+    FieldPath,
+    Literal,
+    Not,
+    OrderKey,
+    Query,
+)
 from salesforce_emulator.soql.tokenizer import Token, malformed, tokenize
 
 DATE_FUNCTIONS_WITHOUT_ARGUMENT = {"TODAY", "YESTERDAY", "TOMORROW", "THIS_WEEK", "LAST_WEEK", "NEXT_WEEK",
