@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import orjson
 
 API = "/services/data/v60.0"
 SEED_CONTACTS = 20_000
@@ -98,10 +99,11 @@ def run_benchmarks(base_url: str, seconds: float) -> None:
 
         def query_all_pages() -> int:
             nonlocal pages_per_query
-            page = client.get(f"{API}/query", params={"q": soql}).json()
+            # orjson keeps the client's own parsing from dominating what is meant to be the server's cost.
+            page = orjson.loads(client.get(f"{API}/query", params={"q": soql}).content)
             pages = 1
             while not page["done"]:
-                page = client.get(page["nextRecordsUrl"]).json()
+                page = orjson.loads(client.get(page["nextRecordsUrl"]).content)
                 pages += 1
             pages_per_query = pages
             return pages
@@ -113,8 +115,9 @@ def run_benchmarks(base_url: str, seconds: float) -> None:
             serial += 1
             records = [{"attributes": {"type": "Contact"}, "LastName": f"Write {serial}-{n}",
                         "Email": f"w{serial}.{n}@example.com", "AccountId": account_id} for n in range(200)]
-            response = client.post(f"{API}/composite/sobjects", json={"allOrNone": False, "records": records})
-            results = response.json()
+            response = client.post(f"{API}/composite/sobjects", content=orjson.dumps(
+                {"allOrNone": False, "records": records}), headers={"Content-Type": "application/json"})
+            results = orjson.loads(response.content)
             assert response.status_code == 200 and all(result["success"] for result in results)
             return 1
 

@@ -114,6 +114,8 @@ class SObjectDef:
     _relationships: dict[str, FieldDef] = field(default_factory=dict, repr=False)
     record_template: dict[str, Any] = field(default_factory=dict, repr=False)
     _lookup_fields: list[FieldDef] = field(default_factory=list, repr=False)
+    required_fields: list[FieldDef] = field(default_factory=list, repr=False)
+    integrity_fields: list[FieldDef] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -123,6 +125,10 @@ class SObjectDef:
         self.record_template = {name: definition.default_value for name, definition in self.fields.items()}
         self._by_lower = {name.lower(): definition for name, definition in self.fields.items()}
         self._lookup_fields = [f for f in self.fields.values() if f.external_id or f.unique]
+        # Precomputed so that a write only visits the fields that can fail these checks.
+        self.required_fields = [f for f in self.fields.values() if f.required_on_create]
+        self.integrity_fields = [f for f in self.fields.values()
+                                 if (f.type == "reference" and f.createable) or f.unique]
         self._relationships = {
             definition.relationship_name.lower(): definition
             for definition in self.fields.values() if definition.relationship_name

@@ -356,7 +356,7 @@ class RecordStore:
             return self.create(sobject.name, body, user_id=user_id), True
 
     def _check_integrity(self, sobject: SObjectDef, record: Record, previous: Record | None) -> None:
-        for definition in sobject.fields.values():
+        for definition in sobject.integrity_fields:
             value = record.get(definition.name)
             if value is None:
                 continue
@@ -519,15 +519,30 @@ def build_projection(compiled: CompiledQuery, version: str,
 
             return project_flat
 
+        plain_keys = tuple(key for key, reference, _ in entries if reference is None)
+        relationships = [(key, reference, project_parent, {}) for key, reference, project_parent in entries
+                         if reference is not None]
+
         def project_nested(record: Record) -> Record:
             output: Record = {"attributes": {"type": type_name, "url": url_prefix + record["Id"]}}
-            for key, reference_field, project_parent in entries:
-                if reference_field is None:
-                    output[key] = record.get(key)
-                    continue
-                parent_id = record.get(reference_field)
+            get = record.get
+            for key in plain_keys:
+                output[key] = get(key)
+            for key, reference_field, project_parent, projected_parents in relationships:
+                parent_id = get(reference_field)
                 parent = fetch(parent_id) if parent_id else None
-                output[key] = project_parent(parent) if parent is not None else None  # type: ignore[misc]
+                if parent is None:
+                    output[key] = None
+                    continue
+                # Many rows share a parent; stored rows are never mutated, so a parent's projection can be
+                # reused for as long as the very same row object is current.
+                cached = projected_parents.get(parent_id)
+                if cached is None or cached[0] is not parent:
+                    if len(projected_parents) > 50_000:
+                        projected_parents.clear()
+                    cached = (parent, project_parent(parent))
+                    projected_parents[parent_id] = cached
+                output[key] = cached[1]
             return output
 
         return project_nested

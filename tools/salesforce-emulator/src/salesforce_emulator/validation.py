@@ -152,8 +152,8 @@ def normalise_write(sobject: SObjectDef, payload: dict[str, Any], *, creating: b
 def missing_required(sobject: SObjectDef, record: dict[str, Any], touched: set[str] | None = None) -> SalesforceError | None:
     """Required = createable, not nillable, not defaulted on create; on update only touched fields count."""
     missing = [
-        field.name for field in sobject.fields.values()
-        if field.required_on_create and record.get(field.name) is None
+        field.name for field in sobject.required_fields
+        if record.get(field.name) is None
         and (touched is None or field.name in touched)
     ]
     if missing:
