@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 import uuid
 
+import httpx
 import pytest
 
 from .test_gateway_auth import assert_hubspot_error
@@ -170,10 +173,35 @@ async def test_access_log_line(gateway, client, make_token) -> None:
     token = await make_token()
     rid = f"log-{uuid.uuid4()}"
     await client.get(f"{gateway.url}/crm/v3/objects/contacts", headers={**token.headers, "X-Request-Id": rid})
-    lines = [json.loads(line) for line in gateway.log_lines() if rid in line]
-    access = [line for line in lines if line.get("event") == "request"]
+    deadline = time.monotonic() + 5  # the line is written just after the response is sent
+    while True:
+        lines = [json.loads(line) for line in gateway.log_lines() if rid in line]
+        access = [line for line in lines if line.get("event") == "request"]
+        if access or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert len(access) == 1
     entry = access[0]
     assert (entry["method"], entry["path"], entry["status"], entry["account_id"], entry["request_id"]) == (
         "GET", "/crm/v3/objects/contacts", 200, token.record.account_id, rid)
     assert entry["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize("raw_path", [
+    "/crm/v3/objects/%2e%2e/%2e%2e/%2e%2e/internal/records/apply-merge",
+    "/crm/v3/objects/contacts%2F..%2F..%2F..%2Finternal%2Frecords%2Fapply-merge",
+])
+async def test_dot_segments_never_reach_a_service(gateway, client, make_token, raw_path) -> None:
+    token = await make_token()
+    url = httpx.URL(gateway.url).copy_with(raw_path=raw_path.encode())
+    response = await client.get(url, headers=token.headers)
+    assert_hubspot_error(response, 404, "OBJECT_NOT_FOUND")
+    assert "service" not in response.json()
+
+
+async def test_encoded_slash_in_an_id_is_forwarded_encoded(gateway, client, make_token) -> None:
+    token = await make_token()
+    url = httpx.URL(gateway.url).copy_with(raw_path=b"/crm/v3/objects/contacts/a%2Fb")
+    response = await client.get(url, headers=token.headers)
+    assert response.status_code == 200
+    assert response.json()["path"] == "/crm/v3/objects/contacts/a/b"  # decoded by the service, one segment raw
