@@ -77,7 +77,12 @@ def main() -> None:
             process.wait(timeout=10)
 
 
+def load_average() -> str:
+    return "/".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def run_benchmarks(base_url: str, seconds: float) -> None:
+    started_load = load_average()
     with httpx.Client(base_url=base_url, timeout=60) as client:
         token = client.post("/services/oauth2/token", data={
             "grant_type": "client_credentials", "client_id": "corral-emulator",
@@ -125,8 +130,11 @@ def run_benchmarks(base_url: str, seconds: float) -> None:
         _, pages = rate(query_all_pages, seconds)
         writes, _ = rate(collection_create, seconds)
 
-    print(f"salesforce-emulator over HTTP/1.1 (one keep-alive client, {SEED_CONTACTS} contacts, "
-          f"page size {PAGE_SIZE}, {pages_per_query} pages per query)")
+    print(f"Salesforce emulator benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: nproc "
+          f"{os.cpu_count()}, Python {sys.version.split()[0]}; load average (1/5/15 min) {started_load} at the "
+          f"start, {load_average()} at the end; {seconds:g} s per figure")
+    print(f"HTTP/1.1, one keep-alive httpx client in the same machine; {SEED_CONTACTS} contacts seeded; "
+          f"page size {PAGE_SIZE}, {pages_per_query} pages per query")
     print(f"  baseline GET /livez           {baseline:9.1f} req/s")
     print(f"  query pages (2000 records)    {pages:9.1f} pages/s  = {pages * PAGE_SIZE:,.0f} records/s  "
           f"ratio to baseline {pages / baseline:.3f}")
