@@ -4,6 +4,7 @@ composite, conditional requests, admin hooks and call accounting."""
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime as http_datetime
 from urllib.parse import parse_qs, urlparse
@@ -328,3 +329,49 @@ async def test_reset_forgets_records_and_sessions(sf: SalesforceApi) -> None:
         "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).json()[
         "access_token"])
     assert (await fresh.query("SELECT COUNT() FROM Account")).json()["totalSize"] == 0
+
+
+async def test_seeding_backdates_rows_from_one_date(sf: SalesforceApi, org: Org) -> None:
+    seeded = (await sf.admin("POST", "/seed", json={"records": [
+        {"attributes": {"type": "Contact"}, "LastName": "Old", "CreatedDate": "2024-01-01T08:00:00Z"}]})).json()
+    row = (await sf.get(f"/sobjects/Contact/{seeded['ids'][0]}")).json()
+    assert row["CreatedDate"] == row["LastModifiedDate"] == row["SystemModstamp"] == "2024-01-01T08:00:00.000+0000"
+    assert row["CreatedById"] == org.store.admin_user_id
+    old = (await sf.query("SELECT Id FROM Contact WHERE SystemModstamp < 2025-01-01T00:00:00Z")).json()
+    assert [record["Id"] for record in old["records"]] == seeded["ids"]
+
+
+async def test_client_credentials_refused_on_generic_login_host(http_client: httpx.AsyncClient) -> None:
+    response = await http_client.post("https://login.salesforce.com/services/oauth2/token", data={
+        "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert response.json() == {"error": "invalid_grant", "error_description": "request not supported on this domain"}
+
+
+async def test_offset_beyond_2000_is_out_of_range(sf: SalesforceApi) -> None:
+    response = await sf.query("SELECT Id FROM Account LIMIT 10 OFFSET 2001")
+    assert response.status_code == 400 and response.json()[0]["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert (await sf.query("SELECT Id FROM Account LIMIT 10 OFFSET 2000")).status_code == 200
+
+
+async def test_per_app_usage_is_reported_when_capped() -> None:
+    app = create_app(EmulatorSettings(per_app_api_requests=250, daily_api_requests=1000))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+        sf = SalesforceApi(client, await fetch_token(client))
+        await sf.get("/limits")
+        response = await sf.get("/limits")
+        assert response.headers["Sforce-Limit-Info"] == "api-usage=2/1000;per-app-api-usage=2/250(appName=Corral)"
+        assert response.json()["DailyApiRequests"]["Corral"] == {"Max": 250, "Remaining": 248}
+
+
+def test_concurrent_upserts_from_threads_create_one_row(org: Org) -> None:
+    org.store.define_field("Contact", {"name": "Ext__c", "type": "string", "externalId": True, "unique": True})
+    contact = org.store.require_object("Contact")
+
+    def upsert(number: int) -> bool:
+        return org.store.upsert(contact, "Ext__c", "SAME", {"LastName": f"Writer {number}"}, user_id=None)[1]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created_flags = list(pool.map(upsert, range(64)))
+    assert created_flags.count(True) == 1
+    assert len(org.store.find_by_field(contact, "Ext__c", "same")) == 1
+    assert sum(1 for record in org.store.by_type["Contact"].values() if record["Ext__c"] == "SAME") == 1

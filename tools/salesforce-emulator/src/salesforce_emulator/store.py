@@ -33,8 +33,10 @@ from salesforce_emulator.validation import missing_required, normalise_write
 Record = dict[str, Any]
 RECYCLE_BIN_DAYS = 15
 UPDATED_WINDOW_DAYS = 30
+MAX_OFFSET = 2000
 INTEGRATION_USERNAME = "integration@corral-emulator.example"
 ADMIN_USERNAME = "admin@corral-emulator.example"
+_SEEDABLE_SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 _undo_log: ContextVar[list[tuple[Record | None, Record | None]] | None] = ContextVar("undo_log", default=None)
 
 
@@ -283,16 +285,31 @@ class RecordStore:
                           CreatedById=actor, LastModifiedDate=now, LastModifiedById=actor, SystemModstamp=now)
             if sobject.has_owner:
                 record["OwnerId"] = actor
-            record.update({key: value for key, value in values.items() if value is not None or key not in
-                           ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")})
-            if allow_system_fields and record["Id"] is None:
-                record["Id"] = self.id_generator.next_id(sobject.key_prefix)
+            record.update({key: value for key, value in values.items() if key not in _SEEDABLE_SYSTEM_FIELDS})
+            if allow_system_fields:
+                self._apply_seeded_system_fields(sobject, record, values)
             _derive_fields(sobject, record)
             if error := missing_required(sobject, record):
                 raise error
             self._check_integrity(sobject, record, None)
             self._replace(None, record)
             return record["Id"]
+
+    def _apply_seeded_system_fields(self, sobject: SObjectDef, record: Record, values: dict[str, Any]) -> None:
+        """Seeding may backdate a row: a given CreatedDate carries over to LastModifiedDate, and that to
+        SystemModstamp, unless those are given too (so one date is enough to make a row look old)."""
+        if values.get("Id"):
+            record_id = self.canonical_id(sobject, values["Id"])
+            if record_id in self.records:
+                raise SalesforceError(400, "DUPLICATE_VALUE", f"duplicate value found: Id duplicates value on "
+                                                              f"record with id: {record_id}", [])
+            record["Id"] = record_id
+        if values.get("CreatedDate"):
+            record["CreatedDate"] = values["CreatedDate"]
+        record["LastModifiedDate"] = values.get("LastModifiedDate") or record["CreatedDate"]
+        record["SystemModstamp"] = values.get("SystemModstamp") or record["LastModifiedDate"]
+        if values.get("IsDeleted"):
+            record["IsDeleted"] = True
 
     def update(self, sobject: SObjectDef, record_id: str, payload: dict[str, Any], *, user_id: str | None,
                system_only: bool = False, allow_system_fields: bool = False) -> Record:
@@ -430,6 +447,8 @@ class RecordStore:
     def run_query(self, soql: str, *, include_deleted: bool, version: str) -> tuple[CompiledQuery, list[Record],
                                                                                   Callable[[Record], Record]]:
         compiled = self.compile_query(soql)
+        if compiled.offset is not None and compiled.offset > MAX_OFFSET:
+            raise SalesforceError(400, "NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}")
         if include_deleted:
             self.purge_recycle_bin()
         with self.lock:

@@ -13,6 +13,7 @@ from salesforce_emulator.auth import JWT_BEARER_GRANT
 from salesforce_emulator.errors import OAuthError
 
 router = APIRouter(prefix="/services/oauth2")
+GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 
 def instance_url(request: Request) -> str:
@@ -42,6 +43,9 @@ async def token(request: Request, org: OrgDep) -> Response:
     org_id = org.settings.org_id
     app = org.connected_app
     if grant_type == "client_credentials":
+        if request.url.hostname in GENERIC_LOGIN_HOSTS:
+            # Salesforce serves this flow on My Domain hosts only.
+            raise OAuthError("invalid_grant", "request not supported on this domain")
         body = app.client_credentials(client_id, client_secret, run_as=org.store.integration_user_id,
                                       instance_url=base, org_id=org_id)
     elif grant_type == "refresh_token":
