@@ -37,7 +37,7 @@ def looks_like_id(value: str) -> bool:
     return bool(_ID_SHAPE.match(value))
 
 
-def _base62(number: int, width: int) -> str:
+def base62(number: int, width: int) -> str:
     digits = []
     while number:
         number, remainder = divmod(number, 62)
@@ -57,5 +57,5 @@ class IdGenerator:
 
     def next_id(self, key_prefix: str) -> str:
         self._serial += 1
-        id15 = key_prefix + self._pod + _base62(self._serial, 9)
+        id15 = key_prefix + self._pod + base62(self._serial, 9)
         return id15 + checksum_suffix(id15)

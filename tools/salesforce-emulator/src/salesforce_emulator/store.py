@@ -78,13 +78,13 @@ class RecordStore:
         self.clock = clock
         self.lock = threading.RLock()
         self.id_generator = ids.IdGenerator()
-        self.limits = Limits()
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def reset(self) -> None:
         with self.lock:
             self.integration_user_id: str | None = None
+            self.limits = Limits()
             self.objects: dict[str, SObjectDef] = {}
             self._objects_by_lower: dict[str, SObjectDef] = {}
             self._objects_by_prefix: dict[str, SObjectDef] = {}
@@ -136,8 +136,8 @@ class RecordStore:
                 for field_spec in spec.get("fields", []):
                     self.define_field(existing.name, field_spec)
                 return existing
+            prefix = "a" + ids.base62(self._custom_prefix_serial, 2)
             self._custom_prefix_serial += 1
-            prefix = "a" + ids._base62(self._custom_prefix_serial, 2)
             definition = custom_object_from_spec(spec, prefix)
             self._register_object(definition)
             return definition
