@@ -188,6 +188,8 @@ def upstreams(upstream_db_url: str) -> Iterator[dict[str, ThreadServer]]:
     for server in servers.values():
         server.start()
     yield servers
+    for server in servers.values():  # shut down together: each waits for its broker connection to close
+        server.server.should_exit = True
     for server in servers.values():
         server.stop()
 

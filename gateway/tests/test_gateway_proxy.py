@@ -81,6 +81,8 @@ async def test_method_query_body_status_and_headers_pass_through(gateway, client
     assert body["headers"]["content-type"] == "application/json"
     assert "authorization" not in body["headers"]
     assert body["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert body["headers"]["x-forwarded-host"] == gateway.url.removeprefix("http://")
+    assert body["headers"]["host"] != body["headers"]["x-forwarded-host"]
 
 
 async def test_request_id_is_propagated_and_is_the_correlation_id(gateway, client, make_token) -> None:

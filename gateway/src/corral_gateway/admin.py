@@ -50,12 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace, settings: GatewaySettings) -> int:
+    scopes = parse_scopes(args.scopes) if args.command == "create-token" else []  # fail before touching the DB
     await prepare_database(GATEWAY_DIR, settings.database_url)
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         if args.command == "create-token":
             token, record = await create_token(
-                engine, account=args.account, scopes=parse_scopes(args.scopes), name=args.name,
+                engine, account=args.account, scopes=scopes, name=args.name,
                 rate_limit_per_10s=args.rate_limit, daily_limit=args.daily_limit,
             )
             print(f"created token {record.id} ({record.token_prefix}...) for account {args.account} "

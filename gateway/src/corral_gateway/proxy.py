@@ -106,6 +106,9 @@ async def _forward(request: Request, runtime: GatewayRuntime, backend: str, reco
         headers = [(k, v) for k, v in headers if k.lower() != b"x-forwarded-for"]
         headers.append((b"x-forwarded-for", forwarded.encode("latin-1")))
     headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+    if "host" in request.headers:  # so a service can build public URLs (e.g. Location)
+        headers = [(k, v) for k, v in headers if k.lower() != b"x-forwarded-host"]
+        headers.append((b"x-forwarded-host", request.headers["host"].encode("latin-1")))
 
     has_body = "transfer-encoding" in request.headers or request.headers.get("content-length", "0") != "0"
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
