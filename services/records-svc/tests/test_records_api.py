@@ -42,6 +42,11 @@ async def test_create_read_update_archive_restore_cycle(api: httpx.AsyncClient) 
     archived = await api.get(f"/crm/v3/objects/contacts/{record_id}", params={"archived": "true"})
     assert archived.json()["archived"] is True
 
+    restored = await api.post(f"/corral/v1/records/contacts/{record_id}/restore")
+    assert restored.status_code == 200 and restored.json()["archived"] is False
+    assert (await api.get(f"/crm/v3/objects/contacts/{record_id}")).status_code == 200
+    assert (await api.post("/corral/v1/records/contacts/987654321/restore")).status_code == 404
+
 
 async def test_duplicate_email_is_a_409_with_the_existing_id(api: httpx.AsyncClient) -> None:
     first = await create_contact(api, email="dup@example.com")

@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Corral records service",
         description="CRM records, properties, schemas, associations, history and the change journal "
         "(HubSpot CRM v3/v4 compatible).",
-        routers=[properties.router, objects.router, internal.router],
+        routers=[properties.router, objects.router, objects.corral_router, internal.router],
     )
 
 

@@ -388,3 +388,19 @@ async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, se
     if next_offset < total and next_offset < MAX_RESULTS:
         body["paging"] = {"next": {"after": str(next_offset)}}
     return ORJSONResponse(body)
+
+
+corral_router = APIRouter(prefix="/corral/v1/records", tags=["Objects"])
+
+
+@corral_router.post("/{objectType}/{objectId}/restore", response_model=SimplePublicObject, responses=ERRORS,
+                    summary="Restore an archived record (beyond HubSpot)")
+async def restore_object(objectType: str, objectId: str, auth: Auth, session: Session) -> Any:
+    object_type = resolve_object_type(objectType)
+    record_id = parse_record_id(object_type, objectId)
+    restored = await service.restore_records(session, account_id=auth.account_id, object_type=object_type,
+                                             ids=[record_id])
+    rows = await repository.fetch_records(session, auth.account_id, object_type.id, [record_id])
+    if not restored and record_id not in rows:
+        raise service.not_found(object_type, objectId)
+    return ORJSONResponse(to_public(rows[record_id], object_type, requested=None))
