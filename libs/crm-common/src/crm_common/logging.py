@@ -47,3 +47,5 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
     # Access logs come from our middleware with ids attached; uvicorn's own would duplicate them.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # One line per outgoing call drowns the request logs; failures still surface as WARNING.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
