@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -162,3 +164,23 @@ def test_expired_session_is_renewed_by_client(sf: Salesforce, live_emulator: Liv
     live_emulator.org.connected_app.expire_all()
     assert sf.query("SELECT COUNT() FROM User")["totalSize"] >= 2
     assert sf.session_id != old_session
+
+
+def test_bulk2_ingest_and_query(sf: Salesforce) -> None:
+    tag = unique("bulk")
+    records = [{"LastName": f"{tag}-{n}", "Email": f"{tag}.{n}@example.com"} for n in range(5)]
+    records.append({"LastName": "", "Email": "nolastname@example.com"})
+    [outcome] = sf.bulk2.Contact.insert(records=records, wait=0)
+    assert (outcome["numberRecordsProcessed"], outcome["numberRecordsFailed"]) == (6, 1)
+    failed = list(csv.DictReader(io.StringIO(sf.bulk2.Contact.get_failed_records(outcome["job_id"]))))
+    assert failed[0]["sf__Error"].startswith("REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]")
+    succeeded = list(csv.DictReader(io.StringIO(sf.bulk2.Contact.get_successful_records(outcome["job_id"]))))
+    assert [row["sf__Created"] for row in succeeded] == ["true"] * 5
+    chunks = list(sf.bulk2.Contact.query(
+        f"SELECT Id, LastName, Account.Name FROM Contact WHERE LastName LIKE '{tag}%' ORDER BY LastName",
+        max_records=2, wait=0))
+    rows = [row for chunk in chunks for row in csv.DictReader(io.StringIO(chunk))]
+    assert len(chunks) == 3
+    assert [row["LastName"] for row in rows] == [f"{tag}-{n}" for n in range(5)]
+    assert {row["Id"] for row in rows} == {row["sf__Id"] for row in succeeded}
+    assert rows[0]["Account.Name"] == ""

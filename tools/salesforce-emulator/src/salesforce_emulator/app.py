@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from salesforce_emulator.api import admin, composite, data, oauth
+from salesforce_emulator.api import admin, bulk, composite, data, oauth
 from salesforce_emulator.api.common import JSON_MEDIA_TYPE, error_response, json_response
 from salesforce_emulator.errors import OAuthError, SalesforceError, invalid_session
 from salesforce_emulator.org import Org
@@ -129,6 +129,7 @@ def create_app(settings: EmulatorSettings | None = None) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(data.router)
     app.include_router(composite.router)
+    app.include_router(bulk.router)
     if settings.enable_admin:
         app.include_router(admin.router)
     app.add_middleware(ApiGate, org=org)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from salesforce_emulator.auth import ConnectedApp
 from salesforce_emulator.clock import EmulatorClock
@@ -10,6 +11,9 @@ from salesforce_emulator.faults import FaultPlan
 from salesforce_emulator.settings import EmulatorSettings
 from salesforce_emulator.store import RecordStore
 from salesforce_emulator.usage import ApiUsage
+
+if TYPE_CHECKING:
+    from salesforce_emulator.api.bulk import BulkJob
 
 
 class Org:
@@ -21,6 +25,7 @@ class Org:
         self.usage = ApiUsage(self.clock, settings.daily_api_requests)
         self.faults = FaultPlan()
         self.page_size = settings.page_size
+        self.bulk_jobs: dict[str, BulkJob] = {}
         # Composite subrequests are replayed through the app itself; this header marks them as part of
         # the one call already counted, and the random value keeps real clients from forging it.
         self.subrequest_secret = secrets.token_urlsafe(16)
@@ -33,6 +38,7 @@ class Org:
         self.usage.daily_max = self.settings.daily_api_requests
         self.faults.clear()
         self.page_size = self.settings.page_size
+        self.bulk_jobs.clear()
 
     def user_id_for_username(self, username: str) -> str | None:
         user = self.store.describe("User")

@@ -422,6 +422,13 @@ class RecordStore:
                 self.purged_through = parse_datetime(self.delete_log[purge_count - 1].deleted_date)
                 del self.delete_log[:purge_count]
 
+    def hard_delete(self, record_id: str) -> None:
+        """Bulk hardDelete: the row skips the recycle bin (its delete-log entry stays for getDeleted)."""
+        with self.lock:
+            record = self.records.get(record_id)
+            if record is not None and record["IsDeleted"]:
+                self._purge(record)
+
     def _purge(self, record: Record) -> None:
         """Physically remove a recycled row; purges are not part of any transaction, so never undone."""
         sobject = self.object_for_id(record["Id"])
