@@ -226,3 +226,14 @@ async def test_unknown_route_and_method_use_salesforce_error_shape(sf: Salesforc
 async def test_every_data_response_carries_limit_info(sf: SalesforceApi, path: str) -> None:
     response = await sf.get(path)
     assert response.headers["Sforce-Limit-Info"].startswith("api-usage=")
+
+
+async def test_unable_to_lock_row_per_record_inside_a_collection(sf: SalesforceApi) -> None:
+    await sf.admin("POST", "/faults", json={"kind": "UNABLE_TO_LOCK_ROW", "perRecord": True, "times": 1,
+                                            "pathContains": "/composite/sobjects"})
+    response = await sf.post("/composite/sobjects", json={"records": [
+        {"attributes": {"type": "Account"}, "Name": "locked"}, {"attributes": {"type": "Account"}, "Name": "fine"}]})
+    assert response.status_code == 200
+    locked, fine = response.json()
+    assert locked["success"] is False and locked["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW"
+    assert fine["success"] is True

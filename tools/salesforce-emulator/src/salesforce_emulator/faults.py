@@ -17,6 +17,9 @@ class Fault:
     method: str | None = None
     path_contains: str | None = None
     latency_ms: int = 0
+    # Per-record faults hit rows inside collection writes (the request itself succeeds), as a lock
+    # conflict on some rows of a batch does in Salesforce; `times` then counts rows.
+    per_record: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and \
@@ -56,7 +59,7 @@ class FaultPlan:
                 return taken
             error_taken = False
             for fault in list(self._faults):
-                if not fault.matches(method, path):
+                if fault.per_record or not fault.matches(method, path):
                     continue
                 if fault.kind != "LATENCY":
                     if error_taken:
@@ -69,6 +72,18 @@ class FaultPlan:
                         self._faults.remove(fault)
         taken.sort(key=lambda fault: fault.kind != "LATENCY")
         return taken
+
+    def take_record_fault(self, method: str, path: str) -> SalesforceError | None:
+        """Consume one per-record fault matching this collection request, if any."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.per_record and fault.matches(method, path):
+                    if fault.times > 0:
+                        fault.times -= 1
+                        if fault.times == 0:
+                            self._faults.remove(fault)
+                    return fault.error()
+        return None
 
     def pending(self) -> list[dict]:
         with self._lock:

@@ -121,7 +121,8 @@ async def add_fault(request: Request, org: OrgDep) -> Response:
     body = await read_json(request)
     try:
         org.faults.add(Fault(kind=body["kind"], times=int(body.get("times", 1)), method=body.get("method"),
-                             path_contains=body.get("pathContains"), latency_ms=int(body.get("latencyMs", 0))))
+                             path_contains=body.get("pathContains"), latency_ms=int(body.get("latencyMs", 0)),
+                             per_record=bool(body.get("perRecord", False))))
     except (KeyError, ValueError) as error:
         raise SalesforceError(400, "INVALID_FAULT", str(error)) from None
     return json_response({"pending": org.faults.pending()}, 201)

@@ -39,15 +39,18 @@ def _flag(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
-def _run_rows(org: Org, items: list[Any], all_or_none: bool,
+def _run_rows(org: Org, request: Request, items: list[Any], all_or_none: bool,
               operation: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
     """Apply `operation` to each row in order; with allOrNone, any failure undoes every row."""
     results: list[dict[str, Any]] = []
     failed = False
+    method, path = request.method, request.url.path
     with org.store.transaction() as log:
         savepoint = len(log)
         for item in items:
             try:
+                if (injected := org.faults.take_record_fault(method, path)) is not None:
+                    raise injected
                 results.append(operation(item))
             except SalesforceError as error:
                 failed = True
@@ -98,7 +101,7 @@ async def collection_create(version: str, request: Request, org: OrgDep, session
         record_id = org.store.create(_record_type(org, record), record, user_id=session.user_id)
         return {"id": record_id, "success": True, "errors": []}
 
-    return json_response(_run_rows(org, records, all_or_none, create))
+    return json_response(_run_rows(org, request, records, all_or_none, create))
 
 
 @router.patch("/v{version}/composite/sobjects")
@@ -114,7 +117,7 @@ async def collection_update(version: str, request: Request, org: OrgDep, session
         updated = org.store.update(definition, str(raw_id), record, user_id=session.user_id)
         return {"id": updated["Id"], "success": True, "errors": []}
 
-    return json_response(_run_rows(org, records, all_or_none, update))
+    return json_response(_run_rows(org, request, records, all_or_none, update))
 
 
 @router.patch("/v{version}/composite/sobjects/{sobject}/{field_name}")
@@ -139,7 +142,7 @@ async def collection_upsert(version: str, sobject: str, field_name: str, request
                                               user_id=session.user_id)
         return {"id": record_id, "success": True, "errors": [], "created": created}
 
-    return json_response(_run_rows(org, records, all_or_none, upsert))
+    return json_response(_run_rows(org, request, records, all_or_none, upsert))
 
 
 @router.delete("/v{version}/composite/sobjects")
@@ -163,7 +166,7 @@ async def collection_delete(version: str, request: Request, org: OrgDep, session
         org.store.delete(definition, record_id, user_id=session.user_id)
         return {"id": record_id, "success": True, "errors": []}
 
-    return json_response(_run_rows(org, raw_ids, all_or_none, delete))
+    return json_response(_run_rows(org, request, raw_ids, all_or_none, delete))
 
 
 def _retrieve(org: Org, sobject: str, raw_ids: list[str], fields: list[str], version: str) -> list[Any]:
