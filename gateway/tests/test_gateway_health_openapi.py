@@ -66,6 +66,7 @@ async def test_merged_openapi(gateway, client) -> None:
             assert op["security"] == []
             continue
         assert {"401", "403", "429"} <= set(op["responses"]), (path, method)
+        assert ("404" in op["responses"]) or "{" not in path, (path, method)
     assert "Warning" not in doc["info"]["description"]
 
 

@@ -161,12 +161,14 @@ def merge_documents(specs: dict[str, dict[str, Any]], *, warnings: list[str] | N
         for tag in spec.get("tags") or []:
             tags.setdefault(tag["name"], tag)
 
-    for item in paths.values():
+    for path, item in paths.items():
         for method in HTTP_METHODS:
             if method in item:
                 responses = item[method].setdefault("responses", {})
                 for status, response in GATEWAY_RESPONSES.items():
                     responses.setdefault(status, copy.deepcopy(response))
+                if "{" in path:  # a path parameter of `.`/`..` (or one naming nothing) answers 404
+                    responses.setdefault("404", _error_response("Not found", ERROR_SCHEMA))
     paths.update(copy.deepcopy(HEALTH_PATHS))
 
     description = (
