@@ -215,11 +215,18 @@ async def test_rest_upsert_created_updated_and_multiple(sf: SalesforceApi) -> No
                            json={"Company": "E"})).status_code == 404
 
 
-async def test_account_delete_cascades_to_contacts(sf: SalesforceApi) -> None:
+async def test_account_delete_cascades_to_its_current_children(sf: SalesforceApi) -> None:
     account_id = await sf.create("Account", {"Name": "Parent"})
+    other_account = await sf.create("Account", {"Name": "Other"})
     contact_id = await sf.create("Contact", {"LastName": "Child", "AccountId": account_id})
+    moved_id = await sf.create("Contact", {"LastName": "Moved", "AccountId": account_id})
+    deal_id = await sf.create("Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2026-12-01",
+                                              "AccountId": account_id})
+    assert (await sf.patch(f"/sobjects/Contact/{moved_id}", json={"AccountId": other_account})).status_code == 204
     await sf.delete(f"/sobjects/Account/{account_id}")
     assert (await sf.get(f"/sobjects/Contact/{contact_id}")).json()[0]["errorCode"] == "ENTITY_IS_DELETED"
+    assert (await sf.get(f"/sobjects/Opportunity/{deal_id}")).json()[0]["errorCode"] == "ENTITY_IS_DELETED"
+    assert (await sf.get(f"/sobjects/Contact/{moved_id}")).status_code == 200
 
 
 # -- collections and composite ----------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ class SObjectDef:
     record_template: dict[str, Any] = field(default_factory=dict, repr=False)
     _lookup_fields: list[FieldDef] = field(default_factory=list, repr=False)
     required_fields: list[FieldDef] = field(default_factory=list, repr=False)
+    cascade_fields: list[FieldDef] = field(default_factory=list, repr=False)
     integrity_fields: list[FieldDef] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +128,7 @@ class SObjectDef:
         self._lookup_fields = [f for f in self.fields.values() if f.external_id or f.unique]
         # Precomputed so that a write only visits the fields that can fail these checks.
         self.required_fields = [f for f in self.fields.values() if f.required_on_create]
+        self.cascade_fields = [f for f in self.fields.values() if f.cascade_delete and f.type == "reference"]
         self.integrity_fields = [f for f in self.fields.values()
                                  if (f.type == "reference" and f.createable) or f.unique]
         self._relationships = {

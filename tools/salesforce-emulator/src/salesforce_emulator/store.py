@@ -91,6 +91,8 @@ class RecordStore:
             self.records: dict[str, Record] = {}
             self.by_type: dict[str, dict[str, Record]] = {}
             self.unique_index: dict[tuple[str, str], dict[Any, set[str]]] = {}
+            # (child object, cascading reference field) -> parent id -> live child ids
+            self.children_index: dict[tuple[str, str], dict[str, set[str]]] = {}
             self.delete_log: list[DeleteLogEntry] = []
             self.cursors: OrderedDict[str, Cursor] = OrderedDict()
             self.validation_rules: list[ValidationRule] = []
@@ -115,6 +117,8 @@ class RecordStore:
         self.by_type.setdefault(definition.name, {})
         for lookup_field in definition.lookup_fields:
             self.unique_index.setdefault((definition.name, lookup_field.name), {})
+        for cascade_field in definition.cascade_fields:
+            self.children_index.setdefault((definition.name, cascade_field.name), {})
         self.schema_modified = self.clock.now()
 
     def describe(self, name: str) -> SObjectDef | None:
@@ -153,6 +157,12 @@ class RecordStore:
                     if not record["IsDeleted"] and record.get(new_field.name) is not None:
                         index.setdefault(_index_key(record[new_field.name]), set()).add(record["Id"])
                 self.unique_index[(definition.name, new_field.name)] = index
+            if new_field.cascade_delete and new_field.type == "reference":
+                children: dict[str, set[str]] = {}
+                for record in self.by_type[definition.name].values():
+                    if not record["IsDeleted"] and record.get(new_field.name) is not None:
+                        children.setdefault(record[new_field.name], set()).add(record["Id"])
+                self.children_index[(definition.name, new_field.name)] = children
             self.schema_modified = self.clock.now()
             return definition
 
@@ -224,6 +234,17 @@ class RecordStore:
                         del index[_index_key(old[lookup_field.name])]
             if new is not None and not new["IsDeleted"] and new.get(lookup_field.name) is not None:
                 index.setdefault(_index_key(new[lookup_field.name]), set()).add(record_id)
+        for cascade_field in sobject.cascade_fields:
+            children = self.children_index[(sobject.name, cascade_field.name)]
+            old_parent = old.get(cascade_field.name) if old is not None and not old["IsDeleted"] else None
+            new_parent = new.get(cascade_field.name) if new is not None and not new["IsDeleted"] else None
+            if old_parent != new_parent:
+                if old_parent is not None and (siblings := children.get(old_parent)) is not None:
+                    siblings.discard(record_id)
+                    if not siblings:
+                        del children[old_parent]
+                if new_parent is not None:
+                    children.setdefault(new_parent, set()).add(record_id)
         if new is None:
             self.records.pop(record_id, None)
             self.by_type[sobject.name].pop(record_id, None)
@@ -344,14 +365,14 @@ class RecordStore:
             self._cascade_delete(sobject, current["Id"], user_id)
 
     def _cascade_delete(self, parent: SObjectDef, parent_id: str, user_id: str | None) -> None:
+        """Delete the children whose master-detail-like reference cascades (Contact/Opportunity.AccountId)."""
         for child in self.objects.values():
-            cascading = [f.name for f in child.fields.values() if f.cascade_delete and parent.name in f.reference_to]
-            if not cascading:
-                continue
-            doomed = [record["Id"] for record in self.by_type[child.name].values()
-                      if not record["IsDeleted"] and any(record.get(name) == parent_id for name in cascading)]
-            for child_id in doomed:
-                self.delete(child, child_id, user_id=user_id)
+            for cascade_field in child.cascade_fields:
+                if parent.name not in cascade_field.reference_to:
+                    continue
+                children = self.children_index[(child.name, cascade_field.name)].get(parent_id)
+                for child_id in sorted(children or ()):
+                    self.delete(child, child_id, user_id=user_id)
 
     def upsert(self, sobject: SObjectDef, field_name: str, value: str, payload: dict[str, Any], *,
                user_id: str | None) -> tuple[str, bool]:
