@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from salesforce_emulator import ids
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
@@ -184,3 +186,18 @@ def test_bulk2_ingest_and_query(sf: Salesforce) -> None:
     assert [row["LastName"] for row in rows] == [f"{tag}-{n}" for n in range(5)]
     assert {row["Id"] for row in rows} == {row["sf__Id"] for row in succeeded}
     assert rows[0]["Account.Name"] == ""
+
+
+def test_jwt_bearer_login(live_emulator: LiveEmulator) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    session = tls_session(live_emulator)
+    registered = session.post(f"{live_emulator.base_url}/__emulator__/jwt-keys", json={"certificate": public_pem})
+    assert registered.status_code == 201
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    client = Salesforce(username="integration@corral-emulator.example", consumer_key=CLIENT_ID,
+                        privatekey=private_pem, domain=f"127.0.0.1:{live_emulator.port}/services/oauth2/token#",
+                        session=session)
+    assert client.query("SELECT Username FROM User WHERE Username LIKE 'integration%'")["totalSize"] == 1
