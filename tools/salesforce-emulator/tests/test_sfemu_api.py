@@ -382,3 +382,10 @@ def test_concurrent_upserts_from_threads_create_one_row(org: Org) -> None:
     assert created_flags.count(True) == 1
     assert len(org.store.find_by_field(contact, "Ext__c", "same")) == 1
     assert sum(1 for record in org.store.by_type["Contact"].values() if record["Ext__c"] == "SAME") == 1
+
+
+async def test_userinfo_names_the_session_user(sf: SalesforceApi, org: Org) -> None:
+    info = (await sf.client.get("/services/oauth2/userinfo", headers=sf.headers())).json()
+    assert info["user_id"] == org.store.integration_user_id
+    assert info["preferred_username"] == "integration@corral-emulator.example"
+    assert (await sf.client.get("/services/oauth2/userinfo")).status_code == 403

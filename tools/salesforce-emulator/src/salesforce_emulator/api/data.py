@@ -78,9 +78,13 @@ async def sobject_basic_info(version: str, sobject: str, org: OrgDep, session: S
 
 
 @router.get("/v{version}/sobjects/{sobject}/describe")
-async def describe_sobject(version: str, sobject: str, org: OrgDep, session: SessionDep) -> Response:
+async def describe_sobject(version: str, sobject: str, request: Request, org: OrgDep,
+                           session: SessionDep) -> Response:
     check_version(version)
     definition = org.store.require_object(sobject)
+    since = _if_modified_since(request)
+    if since is not None and org.store.schema_modified.replace(microsecond=0) <= since:
+        return Response(status_code=304)
     body = definition.global_entry(version)
     body.update({
         "childRelationships": org.store.child_relationships(definition),

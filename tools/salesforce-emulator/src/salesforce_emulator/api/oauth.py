@@ -86,3 +86,24 @@ async def revoke(request: Request, org: OrgDep) -> Response:
     org.connected_app.sessions.pop(str(token_value), None)
     org.connected_app.refresh_tokens.pop(str(token_value), None)
     return Response(status_code=200)
+
+
+@router.get("/userinfo")
+async def userinfo(request: Request, org: OrgDep) -> Response:
+    """OpenID Connect user info for the session's user (how a connecting app learns who it runs as)."""
+    authorization = request.headers.get("authorization", "")
+    session = org.connected_app.session_for(authorization[7:].strip()) \
+        if authorization[:7].lower() == "bearer " else None
+    if session is None:
+        return Response(b"Bad_OAuth_Token", status_code=403, media_type="text/plain")
+    user = org.store.records[session.user_id]
+    org_id = org.settings.org_id
+    return json_response({
+        "sub": f"https://login.salesforce.com/id/{org_id}/{user['Id']}", "user_id": user["Id"],
+        "organization_id": org_id, "preferred_username": user["Username"], "name": user["Name"],
+        "given_name": user["FirstName"], "family_name": user["LastName"], "email": user["Email"],
+        "zoneinfo": user["TimeZoneSidKey"], "active": user["IsActive"],
+        "urls": {"rest": f"{instance_url(request)}/services/data/v{{version}}/",
+                 "sobjects": f"{instance_url(request)}/services/data/v{{version}}/sobjects/",
+                 "query": f"{instance_url(request)}/services/data/v{{version}}/query/"},
+    })
