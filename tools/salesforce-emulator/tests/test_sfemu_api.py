@@ -389,3 +389,9 @@ async def test_userinfo_names_the_session_user(sf: SalesforceApi, org: Org) -> N
     assert info["user_id"] == org.store.integration_user_id
     assert info["preferred_username"] == "integration@corral-emulator.example"
     assert (await sf.client.get("/services/oauth2/userinfo")).status_code == 403
+
+
+async def test_composite_subrequests_must_target_the_data_api(sf: SalesforceApi) -> None:
+    for bad in ({"method": "POST", "url": "/__emulator__/reset", "referenceId": "r"}, "not an object"):
+        response = await sf.post("/composite", json={"compositeRequest": [bad]})
+        assert response.status_code == 400 and response.json()[0]["errorCode"] == "JSON_PARSER_ERROR"

@@ -122,6 +122,12 @@ def create_app(settings: EmulatorSettings | None = None) -> FastAPI:
         return json_response([{"errorCode": "MALFORMED_REQUEST",
                                "message": orjson.dumps(error.errors(), default=str).decode()}], 400)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> Response:
+        # Clients parse every error body as Salesforce's list shape, so even a bug answers in it.
+        return json_response([{"errorCode": "UNKNOWN_EXCEPTION", "message": f"An unexpected error occurred: "
+                                                                           f"{type(error).__name__}: {error}"}], 500)
+
     @app.get("/livez", include_in_schema=False)
     async def livez() -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON_MEDIA_TYPE)

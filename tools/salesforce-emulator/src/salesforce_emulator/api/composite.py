@@ -262,6 +262,11 @@ async def composite(version: str, request: Request, org: OrgDep, session: Sessio
     subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
     if not isinstance(subrequests, list) or not subrequests:
         raise SalesforceError(400, "JSON_PARSER_ERROR", "compositeRequest is required")
+    for subrequest in subrequests:
+        if not isinstance(subrequest, dict) or not str(subrequest.get("url", "")).startswith("/services/data/v") \
+                or not subrequest.get("method"):
+            raise SalesforceError(400, "JSON_PARSER_ERROR",
+                                  "Each subrequest needs a method and a url under /services/data/vXX.X")
     if len(subrequests) > COMPOSITE_LIMIT:
         raise SalesforceError(400, "LIMIT_EXCEEDED",
                               f"Composite request may only have up to {COMPOSITE_LIMIT} subrequests")
