@@ -51,10 +51,10 @@ def missing_scopes(scopes: list[str], headers: dict[str, str]) -> JSONResponse:
 def rate_limited(policy: str, headers: dict[str, str]) -> JSONResponse:
     # HubSpot's 429 body; `category` is extra: the SDK's Error model marks it required.
     request_id = current_request_id()
+    name = "daily" if policy == "DAILY" else policy.lower()  # ten_secondly_rolling, as HubSpot words it
     return error_response(
         429,
-        f"You have reached your {policy.lower()} limit." if policy != "DAILY" else
-        "You have reached your daily limit.",
+        f"You have reached your {name} limit.",
         category="RATE_LIMITS",
         headers=headers,
         extra={"errorType": "RATE_LIMIT", "policyName": policy, "requestId": request_id},
