@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 
 import httpx
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from salesforce_emulator import ids
 from salesforce_emulator.app import create_app
 from salesforce_emulator.settings import EmulatorSettings
@@ -237,3 +240,37 @@ async def test_unable_to_lock_row_per_record_inside_a_collection(sf: SalesforceA
     locked, fine = response.json()
     assert locked["success"] is False and locked["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW"
     assert fine["success"] is True
+
+
+_KEYS = st.sampled_from(["Name", "LastName", "Email", "AccountId", "Id", "attributes", "records", "allOrNone",
+                         "NumberOfEmployees", "CloseDate", "Rating", "ids", "fields", "compositeRequest", "type",
+                         "method", "url", "body", "referenceId", "operation", "object", "query"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_KEYS | st.text(max_size=6), children,
+                                                                      max_size=4),
+    max_leaves=10)
+_WRITE_PATHS = ["/sobjects/Account", "/sobjects/Contact", "/composite/sobjects", "/composite",
+                "/composite/sobjects/Contact", "/jobs/ingest", "/jobs/query"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(path=st.sampled_from(_WRITE_PATHS), method=st.sampled_from(["POST", "PATCH", "DELETE", "GET"]),
+       body=_JSON, parameter=st.text(max_size=30))
+async def test_arbitrary_input_never_causes_a_server_error(sf: SalesforceApi, path: str, method: str, body: object,
+                                                          parameter: str) -> None:
+    response = await sf.request(method, path, content=orjson.dumps(body), headers={"Content-Type": "application/json"},
+                                params={"q": parameter, "ids": parameter, "fields": parameter})
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert {"errorCode", "message"} <= set(response.json()[0])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(condition=st.text(max_size=60))
+async def test_arbitrary_where_clauses_fail_as_query_errors(sf: SalesforceApi, condition: str) -> None:
+    response = await sf.query(f"SELECT Id FROM Account WHERE {condition}")
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()[0]["errorCode"] in ("MALFORMED_QUERY", "INVALID_FIELD", "INVALID_QUERY_FILTER_OPERATOR")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from salesforce_emulator.api.common import OrgDep, json_response, read_json
+from salesforce_emulator.api.common import OrgDep, json_response, read_json_object
 from salesforce_emulator.auth import load_public_key
 from salesforce_emulator.clock import format_datetime, parse_datetime
 from salesforce_emulator.errors import SalesforceError
@@ -47,7 +47,7 @@ async def state(org: OrgDep) -> Response:
 @router.post("/seed")
 async def seed(request: Request, org: OrgDep) -> Response:
     """Bulk-load records; system fields (CreatedDate, SystemModstamp, ...) may be given to backdate rows."""
-    body = await read_json(request)
+    body = await read_json_object(request)
     actor = _actor(org, body.get("asUser"))
     created = []
     for record in body.get("records", []):
@@ -60,7 +60,7 @@ async def seed(request: Request, org: OrgDep) -> Response:
 
 @router.post("/objects")
 async def define_object(request: Request, org: OrgDep) -> Response:
-    spec = await read_json(request)
+    spec = await read_json_object(request)
     try:
         definition = org.store.define_object(spec)
     except (KeyError, ValueError) as error:
@@ -70,7 +70,7 @@ async def define_object(request: Request, org: OrgDep) -> Response:
 
 @router.post("/objects/{sobject}/fields")
 async def define_field(sobject: str, request: Request, org: OrgDep) -> Response:
-    spec = await read_json(request)
+    spec = await read_json_object(request)
     try:
         definition = org.store.define_field(sobject, spec)
     except (KeyError, ValueError) as error:
@@ -80,7 +80,7 @@ async def define_field(sobject: str, request: Request, org: OrgDep) -> Response:
 
 @router.post("/clock/advance")
 async def advance_clock(request: Request, org: OrgDep) -> Response:
-    body = await read_json(request)
+    body = await read_json_object(request)
     seconds = float(body.get("seconds", 0)) + 60 * float(body.get("minutes", 0)) + \
         3600 * float(body.get("hours", 0)) + 86400 * float(body.get("days", 0))
     return json_response({"now": format_datetime(org.clock.advance(seconds))})
@@ -88,13 +88,13 @@ async def advance_clock(request: Request, org: OrgDep) -> Response:
 
 @router.post("/clock/set")
 async def set_clock(request: Request, org: OrgDep) -> Response:
-    body = await read_json(request)
+    body = await read_json_object(request)
     return json_response({"now": format_datetime(org.clock.set_now(parse_datetime(body["now"])))})
 
 
 @router.post("/records/{sobject}")
 async def create_as_user(sobject: str, request: Request, org: OrgDep) -> Response:
-    body = await read_json(request)
+    body = await read_json_object(request)
     record_id = org.store.create(sobject, body.get("fields", {}), user_id=_actor(org, body.get("asUser")))
     return json_response({"id": record_id}, 201)
 
@@ -102,7 +102,7 @@ async def create_as_user(sobject: str, request: Request, org: OrgDep) -> Respons
 @router.patch("/records/{sobject}/{record_id}")
 async def update_as_user(sobject: str, record_id: str, request: Request, org: OrgDep) -> Response:
     """`systemOnly: true` simulates automation: only SystemModstamp moves, as with a formula recalculation."""
-    body = await read_json(request)
+    body = await read_json_object(request)
     definition = org.store.require_object(sobject)
     record = org.store.update(definition, record_id, body.get("fields", {}), user_id=_actor(org, body.get("asUser")),
                               system_only=bool(body.get("systemOnly", False)), allow_system_fields=True)
@@ -118,7 +118,7 @@ async def delete_as_user(sobject: str, record_id: str, request: Request, org: Or
 
 @router.post("/faults")
 async def add_fault(request: Request, org: OrgDep) -> Response:
-    body = await read_json(request)
+    body = await read_json_object(request)
     try:
         org.faults.add(Fault(kind=body["kind"], times=int(body.get("times", 1)), method=body.get("method"),
                              path_contains=body.get("pathContains"), latency_ms=int(body.get("latencyMs", 0)),
@@ -137,7 +137,7 @@ async def clear_faults(org: OrgDep) -> Response:
 @router.post("/validation-rules")
 async def add_validation_rule(request: Request, org: OrgDep) -> Response:
     """The rule fails a write when `condition`, a SOQL WHERE expression over the new row, holds."""
-    body = await read_json(request)
+    body = await read_json_object(request)
     org.store.add_validation_rule(body["object"], body.get("name", "rule"), body["condition"], body["message"],
                                   body.get("field"))
     return json_response({"rules": len(org.store.validation_rules)}, 201)
@@ -145,7 +145,7 @@ async def add_validation_rule(request: Request, org: OrgDep) -> Response:
 
 @router.put("/limits")
 async def set_limits(request: Request, org: OrgDep) -> Response:
-    body = await read_json(request)
+    body = await read_json_object(request)
     if "DailyApiRequests" in body:
         org.usage.daily_max = int(body["DailyApiRequests"])
     if "pageSize" in body:
@@ -170,6 +170,6 @@ async def expire_tokens(org: OrgDep) -> Response:
 
 @router.post("/jwt-keys")
 async def add_jwt_key(request: Request, org: OrgDep) -> Response:
-    body = await read_json(request)
+    body = await read_json_object(request)
     org.connected_app.jwt_keys.append(load_public_key(body["certificate"].encode()))
     return json_response({"keys": len(org.connected_app.jwt_keys)}, 201)

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from salesforce_emulator.api.common import OrgDep, SessionDep, check_version, json_response, read_json
+from salesforce_emulator.api.common import OrgDep, SessionDep, check_version, json_response, read_json_object
 from salesforce_emulator.clock import format_datetime
 from salesforce_emulator.errors import SalesforceError
 from salesforce_emulator.ids import to_18
@@ -121,7 +121,7 @@ def _options(body: dict[str, Any]) -> tuple[str, str]:
 @router.post("/v{version}/jobs/query")
 async def create_query_job(version: str, request: Request, org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
-    body = await read_json(request)
+    body = await read_json_object(request)
     operation = body.get("operation", "query")
     if operation not in QUERY_OPERATIONS or not body.get("query"):
         raise SalesforceError(400, "INVALIDJOB", "InvalidJob : a query job needs operation query|queryAll and query")
@@ -175,7 +175,7 @@ async def query_job_results(version: str, job_id: str, request: Request, org: Or
 @router.post("/v{version}/jobs/ingest")
 async def create_ingest_job(version: str, request: Request, org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
-    body = await read_json(request)
+    body = await read_json_object(request)
     operation = body.get("operation")
     sobject = org.store.describe(str(body.get("object", "")))
     if operation not in INGEST_OPERATIONS or sobject is None:
@@ -219,7 +219,7 @@ async def upload_ingest_data(version: str, job_id: str, request: Request, org: O
 async def change_ingest_job(version: str, job_id: str, request: Request, org: OrgDep,
                             session: SessionDep) -> Response:
     check_version(version)
-    return json_response(_change_state(org, _job(org, job_id, "ingest"), (await read_json(request)).get("state"),
+    return json_response(_change_state(org, _job(org, job_id, "ingest"), (await read_json_object(request)).get("state"),
                                        session.user_id))
 
 
@@ -227,7 +227,7 @@ async def change_ingest_job(version: str, job_id: str, request: Request, org: Or
 async def change_query_job(version: str, job_id: str, request: Request, org: OrgDep,
                            session: SessionDep) -> Response:
     check_version(version)
-    return json_response(_change_state(org, _job(org, job_id, "query"), (await read_json(request)).get("state"),
+    return json_response(_change_state(org, _job(org, job_id, "query"), (await read_json_object(request)).get("state"),
                                        session.user_id))
 
 

@@ -60,5 +60,14 @@ async def read_json(request: Request) -> Any:
                                 f"column:{error.colno}]") from None
 
 
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """Every body the API takes is a JSON object; anything else is a deserialisation error."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise json_parser_error(f"Cannot deserialize instance of object from {type(body).__name__} value "
+                                "or request may be missing a required field")
+    return body
+
+
 OrgDep = Annotated[Org, Depends(get_org)]
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -10,7 +10,7 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from salesforce_emulator.api.common import OrgDep, SessionDep, check_version, json_response, read_json
+from salesforce_emulator.api.common import OrgDep, SessionDep, check_version, json_response, read_json_object
 from salesforce_emulator.api.data import project_fields
 from salesforce_emulator.errors import SalesforceError
 from salesforce_emulator.ids import to_18
@@ -93,7 +93,7 @@ def _record_type(org: Org, record: dict[str, Any]) -> str:
 @router.post("/v{version}/composite/sobjects")
 async def collection_create(version: str, request: Request, org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
-    records, all_or_none = _records_payload(await read_json(request))
+    records, all_or_none = _records_payload(await read_json_object(request))
 
     def create(record: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(record, dict):
@@ -107,7 +107,7 @@ async def collection_create(version: str, request: Request, org: OrgDep, session
 @router.patch("/v{version}/composite/sobjects")
 async def collection_update(version: str, request: Request, org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
-    records, all_or_none = _records_payload(await read_json(request))
+    records, all_or_none = _records_payload(await read_json_object(request))
 
     def update(record: dict[str, Any]) -> dict[str, Any]:
         raw_id = next((value for key, value in record.items() if key.lower() == "id"), None)
@@ -130,7 +130,7 @@ async def collection_upsert(version: str, sobject: str, field_name: str, request
         raise SalesforceError(400, "INVALID_FIELD",
                               f"Field name provided, {field_name} is not an External ID or indexed field for "
                               f"{definition.name}")
-    records, all_or_none = _records_payload(await read_json(request))
+    records, all_or_none = _records_payload(await read_json_object(request))
 
     def upsert(record: dict[str, Any]) -> dict[str, Any]:
         if _record_type(org, record) != definition.name:
@@ -202,7 +202,7 @@ async def collection_retrieve(version: str, sobject: str, request: Request, org:
 async def collection_retrieve_post(version: str, sobject: str, request: Request, org: OrgDep,
                                    session: SessionDep) -> Response:
     check_version(version)
-    body = await read_json(request)
+    body = await read_json_object(request)
     if not isinstance(body, dict):
         raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be an object with ids and fields")
     raw_ids = [str(value) for value in body.get("ids") or []]
@@ -258,7 +258,7 @@ _HALTED = [{"errorCode": "PROCESSING_HALTED",
 @router.post("/v{version}/composite")
 async def composite(version: str, request: Request, org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
-    body = await read_json(request)
+    body = await read_json_object(request)
     subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
     if not isinstance(subrequests, list) or not subrequests:
         raise SalesforceError(400, "JSON_PARSER_ERROR", "compositeRequest is required")

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from salesforce_emulator.api.common import OrgDep, SessionDep, check_version, json_response, read_json
+from salesforce_emulator.api.common import OrgDep, SessionDep, check_version, json_response, read_json_object
 from salesforce_emulator.clock import format_datetime, http_date, parse_datetime
 from salesforce_emulator.errors import SalesforceError, not_found
 from salesforce_emulator.ids import looks_like_id
@@ -187,7 +187,7 @@ def project_fields(org: Org, definition: SObjectDef, record: dict[str, Any], fie
 async def create_row(version: str, sobject: str, request: Request, org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
     definition = org.store.require_object(sobject)
-    payload = await read_json(request)
+    payload = await read_json_object(request)
     record_id = org.store.create(definition.name, payload, user_id=session.user_id)
     return json_response({"id": record_id, "success": True, "errors": []}, 201,
                          {"Location": f"/services/data/v{version}/sobjects/{definition.name}/{record_id}"})
@@ -227,7 +227,7 @@ async def update_row(version: str, sobject: str, record_id: str, request: Reques
     check_version(version)
     definition = org.store.require_object(sobject)
     _row_id_or_not_found(record_id)
-    payload = await read_json(request)
+    payload = await read_json_object(request)
     _check_unmodified_since(request, org.store.get_live(definition, record_id))
     org.store.update(definition, record_id, payload, user_id=session.user_id)
     return Response(status_code=204)
@@ -268,7 +268,7 @@ async def upsert_by_external_id(version: str, sobject: str, field_name: str, val
                                 org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
     definition = org.store.require_object(sobject)
-    payload = await read_json(request)
+    payload = await read_json_object(request)
     if request.query_params.get("updateOnly", "").lower() == "true" and \
             not org.store.find_by_field(definition, field_name, value):
         raise not_found()
