@@ -21,7 +21,15 @@ from crm_common.outbox import add_events
 from records_svc import repository
 from records_svc.catalog import PropertyCatalog
 from records_svc.domain.properties import InvalidValue, normalize_value, unique_values_of
-from records_svc.service import SYSTEM_MANAGED, SOURCE, now_text, unique_claims
+from records_svc.service import (
+    SOURCE,
+    SYSTEM_MANAGED,
+    WriteSource,
+    journal,
+    journal_entry,
+    now_text,
+    unique_claims,
+)
 
 OPERATIONS = frozenset({"CREATE", "UPDATE", "UPSERT"})
 
@@ -118,7 +126,8 @@ def _import_error_code(code: str) -> str:
 
 async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: PropertyCatalog, rows: list[BulkRow],
                       operation: str, id_property: str | None, keep_existing: list[str], source_type: str,
-                      source_id: str | None, trusted: bool = True) -> list[RowResult]:
+                      source_id: str | None, trusted: bool = True,
+                      operation_id: str | None = None) -> list[RowResult]:
     results = {row.ref: RowResult(ref=row.ref) for row in rows}
     cleaned = _validate_columns(catalog, rows, trusted, results)
     object_type = catalog.object_type
@@ -229,6 +238,8 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
 
     changed_at = now_text()
     events: list[CloudEvent] = []
+    source = WriteSource(source_type=source_type, source_id=source_id, operation_id=operation_id, trusted=trusted)
+    entries: list[dict[str, Any]] = []
     if creates:
         ids = await _insert_new(session, account_id, object_type.id, creates, changed_at, source_type, source_id)
         claims = []
@@ -241,6 +252,8 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
             for ref in unit.refs:
                 results[ref].id = unit.record_id
                 results[ref].status = "CREATED"
+            entries.append(journal_entry(source, account_id, object_type.id, unit.record_id or 0, "CREATE",
+                                         new_values=unit.properties))
             events.append(_event("record.created", account_id, catalog, unit.record_id,
                                  {"properties": unit.properties, "sourceType": source_type, "sourceId": source_id}))
     if updates:
@@ -263,11 +276,15 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
                 results[ref].id = unit.record_id
                 results[ref].status = "UPDATED" if changes else "UNCHANGED"
             if changes:
+                entries.append(journal_entry(source, account_id, object_type.id, row["id"], "UPDATE",
+                                             old_values={k: row["before"].get(k, "") for k in changes},
+                                             new_values=changes))
                 events.append(_event("record.updated", account_id, catalog, row["id"],
                                      {"changes": changes, "sourceType": source_type, "sourceId": source_id}))
         await repository.release_unique_values(session, account_id, object_type.id, release)
         if await repository.claim_unique_values(session, account_id, object_type.id, claim):
             raise UniqueRace()
+    await journal(session, source, entries)
     await add_events(session, events)
     return [results[row.ref] for row in rows]
 

@@ -11,16 +11,46 @@ from crm_common.errors import HubSpotError
 from records_svc import repository
 from records_svc.domain.object_types import ObjectType, find_standard_object_type
 from records_svc.domain.properties import PropertyDefinition, PropertyOption
-from records_svc.domain.standard_properties import STANDARD_PROPERTIES
+from records_svc.domain.standard_properties import CUSTOM_OBJECT_BASE_PROPERTIES, STANDARD_PROPERTIES
 
 
-def resolve_object_type(key: str) -> ObjectType:
+async def resolve_object_type(session: AsyncSession, account_id: int, key: str) -> ObjectType:
+    """A standard type by id, plural or singular name, or one of the account's custom objects."""
     object_type = find_standard_object_type(key)
-    if object_type is None:
+    if object_type is not None:
+        return object_type
+    schema = await repository.find_schema(session, account_id, key)
+    if schema is None:
         raise HubSpotError(400, f"Unable to infer object type from: {key}", category="VALIDATION_ERROR",
                            errors=[{"message": f"Unknown object type {key!r}", "code": "UNKNOWN_OBJECT_TYPE",
                                     "in": "objectType"}])
-    return object_type
+    return object_type_from_schema(schema)
+
+
+def object_type_from_schema(schema: dict[str, Any]) -> ObjectType:
+    primary = schema["primary_display_property"] or "hs_object_id"
+    defaults = tuple(dict.fromkeys([primary, *schema["secondary_display_properties"]]))
+    return ObjectType(
+        id=f"2-{schema['type_number']}", name=schema["name"], singular=schema["name"],
+        label_singular=schema["label_singular"], label_plural=schema["label_plural"],
+        default_properties=defaults, searchable_properties=tuple(schema["searchable_properties"]) or (primary,),
+        required_properties=tuple(schema["required_properties"]), primary_display_property=primary, custom=True,
+    )
+
+
+async def association_targets(session: AsyncSession, account_id: int) -> dict[str, str]:
+    """Every name an object type answers to, for `associations.{type}` search filters."""
+    from records_svc.domain.object_types import STANDARD_OBJECT_TYPES
+
+    mapping = {}
+    for t in STANDARD_OBJECT_TYPES:
+        for key in (t.id, t.name, t.singular):
+            mapping[key] = t.id
+    for schema in await repository.list_schemas(session, account_id):
+        type_id = f"2-{schema['type_number']}"
+        for key in (type_id, schema["name"], f"p{account_id}_{schema['name']}"):
+            mapping[key] = type_id
+    return mapping
 
 
 def definition_from_row(row: dict[str, Any]) -> PropertyDefinition:
@@ -51,7 +81,7 @@ class PropertyCatalog:
 
 
 async def load_catalog(session: AsyncSession, account_id: int, object_type: ObjectType) -> PropertyCatalog:
-    properties = dict(STANDARD_PROPERTIES.get(object_type.id, {}))
+    properties = dict(STANDARD_PROPERTIES.get(object_type.id, CUSTOM_OBJECT_BASE_PROPERTIES))
     for row in await repository.custom_properties(session, account_id, object_type.id):
         properties[row["name"]] = definition_from_row(row)
     return PropertyCatalog(object_type=object_type, properties=properties)

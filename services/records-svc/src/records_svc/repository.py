@@ -286,10 +286,10 @@ async def resolve_unique_values(session: AsyncSession, account_id: int, object_t
 
 
 async def insert_associations(session: AsyncSession, account_id: int,
-                              rows: list[tuple[str, int, str, int, str, int]]) -> int:
-    """(from type, from id, to type, to id, category, type id) rows; existing ones are kept."""
+                              rows: list[tuple[str, int, str, int, str, int]]) -> list[tuple[str, int, str, int, str, int]]:
+    """(from type, from id, to type, to id, category, type id) rows; returns the ones that were new."""
     if not rows:
-        return 0
+        return []
     result = await session.execute(
         text("""
             INSERT INTO associations (account_id, from_object_type_id, from_id, to_object_type_id, to_id,
@@ -297,11 +297,12 @@ async def insert_associations(session: AsyncSession, account_id: int,
             SELECT :a, x.ft, x.fi, x.tt, x.ti, x.c, x.ty
             FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(ft text, fi bigint, tt text, ti bigint, c text, ty int)
             ON CONFLICT DO NOTHING
+            RETURNING from_object_type_id, from_id, to_object_type_id, to_id, category, type_id
         """),
         {"a": account_id, "rows": _json([{"ft": ft, "fi": fi, "tt": tt, "ti": ti, "c": c, "ty": ty}
                                          for ft, fi, tt, ti, c, ty in rows])},
     )
-    return result.rowcount or 0
+    return [tuple(r) for r in result]  # type: ignore[misc]
 
 
 async def associations_of(session: AsyncSession, account_id: int, from_ids: list[int],
@@ -326,3 +327,288 @@ async def existing_record_ids(session: AsyncSession, account_id: int, object_typ
         {"a": account_id, "t": object_type_id, "ids": ids},
     )
     return {r[0] for r in rows}
+
+
+# --- custom object schemas -------------------------------------------------------------------------------
+
+
+async def find_schema(session: AsyncSession, account_id: int, key: str) -> dict[str, Any] | None:
+    """A custom object schema by type id (`2-1001`), name or fully qualified name (`p42_cars`)."""
+    lowered = key.lower()
+    number = None
+    if lowered.startswith("2-") and lowered[2:].isdigit():
+        number = int(lowered[2:])
+    fqn_prefix = f"p{account_id}_"
+    name = lowered[len(fqn_prefix):] if lowered.startswith(fqn_prefix) else lowered
+    row = await session.execute(
+        text("SELECT * FROM object_schemas WHERE account_id = :a AND NOT archived "
+             "AND (type_number = :n OR lower(name) = :name) LIMIT 1"),
+        {"a": account_id, "n": number, "name": name},
+    )
+    found = row.mappings().first()
+    return dict(found) if found else None
+
+
+async def list_schemas(session: AsyncSession, account_id: int, *, archived: bool = False) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM object_schemas WHERE account_id = :a AND archived = :arch ORDER BY type_number"),
+        {"a": account_id, "arch": archived},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def insert_schema(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+    row = await session.execute(
+        text("""
+            INSERT INTO object_schemas (account_id, name, label_singular, label_plural, description,
+                primary_display_property, secondary_display_properties, searchable_properties, required_properties)
+            VALUES (:account_id, :name, :label_singular, :label_plural, :description, :primary_display_property,
+                :secondary_display_properties, :searchable_properties, :required_properties)
+            RETURNING *
+        """),
+        values,
+    )
+    return dict(row.mappings().one())
+
+
+async def update_schema(session: AsyncSession, account_id: int, type_number: int,
+                        changes: dict[str, Any]) -> dict[str, Any]:
+    assignments = ", ".join(f"{column} = :{column}" for column in changes)
+    row = await session.execute(
+        text(f"UPDATE object_schemas SET {assignments}, updated_at = now() "
+             "WHERE account_id = :a AND type_number = :n RETURNING *"),
+        {**changes, "a": account_id, "n": type_number},
+    )
+    return dict(row.mappings().one())
+
+
+async def delete_schema(session: AsyncSession, account_id: int, type_number: int, *, hard: bool) -> None:
+    if hard:
+        await session.execute(text("DELETE FROM object_schemas WHERE account_id = :a AND type_number = :n"),
+                              {"a": account_id, "n": type_number})
+        await session.execute(text("DELETE FROM property_definitions WHERE account_id = :a AND object_type_id = :t"),
+                              {"a": account_id, "t": f"2-{type_number}"})
+    else:
+        await session.execute(text("UPDATE object_schemas SET archived = true, updated_at = now() "
+                                   "WHERE account_id = :a AND type_number = :n"), {"a": account_id, "n": type_number})
+
+
+async def count_records(session: AsyncSession, account_id: int, object_type_id: str) -> int:
+    row = await session.execute(
+        text("SELECT count(*) FROM records WHERE account_id = :a AND object_type_id = :t"),
+        {"a": account_id, "t": object_type_id})
+    return int(row.scalar_one())
+
+
+async def schema_associations(session: AsyncSession, account_id: int, object_type_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM schema_associations WHERE account_id = :a "
+             "AND (from_object_type_id = :t OR to_object_type_id = :t) ORDER BY id"),
+        {"a": account_id, "t": object_type_id})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def insert_schema_association(session: AsyncSession, account_id: int, from_type: str, to_type: str,
+                                    name: str | None) -> dict[str, Any]:
+    row = await session.execute(
+        text("""
+            INSERT INTO schema_associations (account_id, from_object_type_id, to_object_type_id, name)
+            VALUES (:a, :f, :t, :n)
+            ON CONFLICT (account_id, from_object_type_id, to_object_type_id) DO UPDATE SET name = EXCLUDED.name
+            RETURNING *
+        """),
+        {"a": account_id, "f": from_type, "t": to_type, "n": name})
+    return dict(row.mappings().one())
+
+
+async def delete_schema_association(session: AsyncSession, account_id: int, association_id: int) -> bool:
+    row = await session.execute(text("DELETE FROM schema_associations WHERE account_id = :a AND id = :i RETURNING 1"),
+                                {"a": account_id, "i": association_id})
+    return row.scalar() is not None
+
+
+# --- association labels ----------------------------------------------------------------------------------
+
+
+async def association_definitions(session: AsyncSession, account_id: int, from_type: str,
+                                  to_type: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM association_definitions WHERE account_id = :a AND from_object_type_id = :f "
+             "AND to_object_type_id = :t ORDER BY type_id"),
+        {"a": account_id, "f": from_type, "t": to_type})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def insert_association_definition(session: AsyncSession, account_id: int, from_type: str, to_type: str,
+                                        name: str, label: str) -> dict[str, Any]:
+    row = await session.execute(
+        text("""
+            INSERT INTO association_definitions (account_id, from_object_type_id, to_object_type_id, name, label)
+            VALUES (:a, :f, :t, :n, :l) RETURNING *
+        """),
+        {"a": account_id, "f": from_type, "t": to_type, "n": name, "l": label})
+    return dict(row.mappings().one())
+
+
+async def link_inverse_definitions(session: AsyncSession, account_id: int, first: int, second: int) -> None:
+    await session.execute(
+        text("UPDATE association_definitions SET inverse_type_id = CASE type_id WHEN :x THEN :y ELSE :x END "
+             "WHERE account_id = :a AND type_id IN (:x, :y)"),
+        {"a": account_id, "x": first, "y": second})
+
+
+async def rename_association_definition(session: AsyncSession, account_id: int, type_id: int, label: str) -> bool:
+    row = await session.execute(
+        text("UPDATE association_definitions SET label = :l WHERE account_id = :a AND type_id = :t RETURNING 1"),
+        {"a": account_id, "t": type_id, "l": label})
+    return row.scalar() is not None
+
+
+async def delete_association_definition(session: AsyncSession, account_id: int, type_ids: list[int]) -> None:
+    await session.execute(
+        text("DELETE FROM associations WHERE account_id = :a AND category = 'USER_DEFINED' AND type_id = ANY(:t)"),
+        {"a": account_id, "t": type_ids})
+    await session.execute(
+        text("DELETE FROM association_definitions WHERE account_id = :a AND type_id = ANY(:t)"),
+        {"a": account_id, "t": type_ids})
+
+
+async def association_rows_between(session: AsyncSession, account_id: int, from_id: int,
+                                   to_id: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM associations WHERE account_id = :a AND from_id = :f AND to_id = :t ORDER BY type_id"),
+        {"a": account_id, "f": from_id, "t": to_id})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def delete_associations(session: AsyncSession, account_id: int,
+                              rows: list[tuple[int, int, str, int]]) -> list[tuple[int, int, str, int]]:
+    """Delete (from id, to id, category, type id) rows; returns those that existed."""
+    if not rows:
+        return []
+    result = await session.execute(
+        text("""
+            DELETE FROM associations a USING jsonb_to_recordset(CAST(:rows AS jsonb))
+                AS x(fi bigint, ti bigint, c text, ty int)
+            WHERE a.account_id = :a AND a.from_id = x.fi AND a.to_id = x.ti AND a.category = x.c AND a.type_id = x.ty
+            RETURNING a.from_id, a.to_id, a.category, a.type_id
+        """),
+        {"a": account_id, "rows": _json([{"fi": f, "ti": t, "c": c, "ty": ty} for f, t, c, ty in rows])})
+    return [(r[0], r[1], r[2], r[3]) for r in result]
+
+
+async def associated_page(session: AsyncSession, account_id: int, from_id: int, to_type: str, *, after: int,
+                          limit: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("""
+            SELECT a.to_id, array_agg(a.category ORDER BY a.type_id) AS categories,
+                   array_agg(a.type_id ORDER BY a.type_id) AS type_ids
+            FROM associations a JOIN records t ON t.id = a.to_id AND NOT t.archived
+            WHERE a.account_id = :a AND a.from_id = :f AND a.to_object_type_id = :t AND a.to_id > :after
+            GROUP BY a.to_id ORDER BY a.to_id LIMIT :limit
+        """),
+        {"a": account_id, "f": from_id, "t": to_type, "after": after, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def primary_associations(session: AsyncSession, account_id: int, from_id: int, to_type: str,
+                               type_id: int) -> list[int]:
+    rows = await session.execute(
+        text("SELECT to_id FROM associations WHERE account_id = :a AND from_id = :f AND to_object_type_id = :t "
+             "AND category = 'HUBSPOT_DEFINED' AND type_id = :ty"),
+        {"a": account_id, "f": from_id, "t": to_type, "ty": type_id})
+    return [r[0] for r in rows]
+
+
+# --- journal and aliases ---------------------------------------------------------------------------------
+
+
+async def journal_records(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    """Entries: operation_id, account_id, object_type_id, record_id, kind, old_values, new_values, association."""
+    if not entries:
+        return
+    await session.execute(
+        text("""
+            INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, old_values, new_values,
+                                 association)
+            SELECT operation_id, account_id, object_type_id, record_id, kind, old_values, new_values, association
+            FROM jsonb_to_recordset(CAST(:entries AS jsonb)) AS e(operation_id text, account_id bigint,
+                 object_type_id text, record_id bigint, kind text, old_values jsonb, new_values jsonb,
+                 association jsonb)
+        """),
+        {"entries": _json(entries)})
+
+
+async def journal_page(session: AsyncSession, account_id: int, operation_id: str, *, after: int,
+                       limit: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM journal WHERE account_id = :a AND operation_id = :o AND id > :after ORDER BY id "
+             "LIMIT :limit"),
+        {"a": account_id, "o": operation_id, "after": after, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def journal_for_undo(session: AsyncSession, account_id: int, operation_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT * FROM journal WHERE account_id = :a AND operation_id = :o AND undone_at IS NULL "
+             "ORDER BY id DESC"),
+        {"a": account_id, "o": operation_id})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def mark_undone(session: AsyncSession, account_id: int, operation_id: str) -> None:
+    await session.execute(
+        text("UPDATE journal SET undone_at = now() WHERE account_id = :a AND operation_id = :o AND undone_at IS NULL"),
+        {"a": account_id, "o": operation_id})
+
+
+async def resolve_alias(session: AsyncSession, account_id: int, object_type_id: str, alias_id: int) -> int | None:
+    row = await session.execute(
+        text("SELECT record_id FROM record_aliases WHERE account_id = :a AND object_type_id = :t AND alias_id = :i"),
+        {"a": account_id, "t": object_type_id, "i": alias_id})
+    return row.scalar()
+
+
+async def hard_delete_records(session: AsyncSession, account_id: int, ids: list[int]) -> list[int]:
+    """GDPR and undo of a creation: the record, its unique values, associations, aliases and journal go."""
+    if not ids:
+        return []
+    await session.execute(text("DELETE FROM journal WHERE account_id = :a AND record_id = ANY(:ids)"),
+                          {"a": account_id, "ids": ids})
+    await session.execute(text("DELETE FROM record_aliases WHERE account_id = :a AND record_id = ANY(:ids)"),
+                          {"a": account_id, "ids": ids})
+    rows = await session.execute(text("DELETE FROM records WHERE account_id = :a AND id = ANY(:ids) RETURNING id"),
+                                 {"a": account_id, "ids": ids})
+    return [r[0] for r in rows]
+
+
+async def current_properties(session: AsyncSession, account_id: int, ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        text("SELECT id, object_type_id, properties, archived FROM records WHERE account_id = :a AND id = ANY(:ids) "
+             "FOR UPDATE"),
+        {"a": account_id, "ids": ids})
+    return {r.id: {"object_type_id": r.object_type_id, "properties": r.properties, "archived": r.archived}
+            for r in rows}
+
+
+async def set_properties(session: AsyncSession, updates: list[tuple[int, dict[str, str]]], *, changed_at: str,
+                         source_type: str, source_id: str | None) -> None:
+    """Write exact values (no merge rules): used by undo to put previous values back."""
+    if not updates:
+        return
+    await session.execute(
+        text("""
+            WITH incoming AS (
+                SELECT i.id, i.props FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS i(id bigint, props jsonb)
+            )
+            UPDATE records r SET
+                properties = (SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb) FROM jsonb_each(
+                                  r.properties || incoming.props) AS e(k, v) WHERE v <> '""'::jsonb),
+                history = corral_append_history(r.history, incoming.props, :changed_at, :st, :sid),
+                updated_at = now()
+            FROM incoming WHERE r.id = incoming.id
+        """),
+        {"items": _json([{"id": i, "props": p} for i, p in updates]), "changed_at": changed_at, "st": source_type,
+         "sid": source_id})

@@ -15,7 +15,7 @@ from crm_common.outbox import add_event, add_events
 from records_svc import repository
 from records_svc.catalog import PropertyCatalog, load_catalog
 from records_svc.domain.associations import DEFAULT_TYPES, HUBSPOT_DEFINED, association_key, inverse_of
-from records_svc.domain.object_types import STANDARD_OBJECT_TYPES, ObjectType
+from records_svc.domain.object_types import ObjectType
 from records_svc.domain.properties import InvalidValue, format_datetime, normalize_value, unique_values_of
 
 SOURCE = "records-svc"
@@ -32,6 +32,8 @@ class WriteSource:
 
     source_type: str = "API"
     source_id: str | None = None
+    # Groups the journal entries of one request, import, merge or sync run (undo works per operation).
+    operation_id: str | None = None
     # Internal callers (imports, merges, sync) may set what public API callers may not.
     trusted: bool = False
 
@@ -152,6 +154,30 @@ def record_event(event_type: str, account_id: int, object_type: ObjectType, reco
     )
 
 
+# --- journal --------------------------------------------------------------------------------------------
+
+
+def journal_entry(source: WriteSource, account_id: int, object_type_id: str, record_id: int, kind: str, *,
+                  old_values: dict[str, str] | None = None, new_values: dict[str, str] | None = None,
+                  association: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"operation_id": source.operation_id, "account_id": account_id, "object_type_id": object_type_id,
+            "record_id": record_id, "kind": kind, "old_values": old_values, "new_values": new_values,
+            "association": association}
+
+
+async def journal(session: AsyncSession, source: WriteSource, entries: list[dict[str, Any]]) -> None:
+    if source.operation_id and entries:
+        await repository.journal_records(session, entries)
+
+
+def association_journal(source: WriteSource, account_id: int,
+                        rows: list[tuple[str, int, str, int, str, int]], kind: str) -> list[dict[str, Any]]:
+    return [journal_entry(source, account_id, ft, fi, kind,
+                          association={"fromObjectTypeId": ft, "fromId": fi, "toObjectTypeId": tt, "toId": ti,
+                                       "category": c, "typeId": ty})
+            for ft, fi, tt, ti, c, ty in rows]
+
+
 # --- unique values --------------------------------------------------------------------------------------
 
 
@@ -195,8 +221,10 @@ async def create_record(session: AsyncSession, *, account_id: int, object_type: 
         session, account_id, object_type.id, unique_claims(catalog, row["id"], validated.values))
     if conflicts:
         raise conflict_error(catalog, conflicts)
+    await journal(session, source, [journal_entry(source, account_id, object_type.id, row["id"], "CREATE",
+                                                  new_values=validated.values)])
     if associations_to_add:
-        await _add_associations(session, account_id, object_type, row["id"], associations_to_add)
+        await _add_associations(session, account_id, object_type, row["id"], associations_to_add, source)
     await add_event(session, record_event("record.created", account_id, object_type, row["id"],
                                           {"properties": validated.values, "sourceType": source.source_type}))
     return row
@@ -239,7 +267,7 @@ async def _check_create_associations(session: AsyncSession, account_id: int, obj
 
 
 async def _add_associations(session: AsyncSession, account_id: int, object_type: ObjectType, record_id: int,
-                            targets: list[tuple[str, int, str, int]]) -> None:
+                            targets: list[tuple[str, int, str, int]], source: WriteSource) -> None:
     rows = []
     for to_type, to_id, category, type_id in targets:
         rows.append((object_type.id, record_id, to_type, to_id, category, type_id))
@@ -251,7 +279,8 @@ async def _add_associations(session: AsyncSession, account_id: int, object_type:
         if default and default.type_id != type_id:
             rows.append((object_type.id, record_id, to_type, to_id, HUBSPOT_DEFINED, default.type_id))
             rows.append((to_type, to_id, object_type.id, record_id, HUBSPOT_DEFINED, default.inverse_type_id))
-    await repository.insert_associations(session, account_id, rows)
+    added = await repository.insert_associations(session, account_id, rows)
+    await journal(session, source, association_journal(source, account_id, added, "ASSOCIATE"))
     await add_events(session, [
         CloudEvent(source=SOURCE, type="association.created", subject=f"{object_type.id}/{record_id}",
                    corralaccount=account_id,
@@ -296,6 +325,13 @@ async def get_record(session: AsyncSession, *, account_id: int, object_type: Obj
         raise not_found(object_type, record_id)
     rows = await repository.fetch_records(session, account_id, object_type.id, [resolved], archived=archived,
                                           with_history=with_history)
+    if resolved not in rows and not id_property:
+        # An id absorbed by a merge keeps resolving to the surviving record on single reads.
+        survivor = await repository.resolve_alias(session, account_id, object_type.id, resolved)
+        if survivor is not None:
+            resolved = survivor
+            rows = await repository.fetch_records(session, account_id, object_type.id, [resolved],
+                                                  archived=archived, with_history=with_history)
     if resolved not in rows:
         raise not_found(object_type, record_id)
     return rows[resolved]
@@ -312,6 +348,8 @@ async def update_record(session: AsyncSession, *, account_id: int, object_type: 
                                 id_property=id_property)
     if resolved is None:
         raise not_found(object_type, record_id)
+    if not id_property and not await repository.existing_record_ids(session, account_id, object_type.id, [resolved]):
+        resolved = await repository.resolve_alias(session, account_id, object_type.id, resolved) or resolved
     results = await apply_updates(session, account_id=account_id, catalog=catalog,
                                   updates=[(resolved, validated.values)], source=source,
                                   keep_existing=keep_existing or [])
@@ -336,6 +374,7 @@ async def apply_updates(session: AsyncSession, *, account_id: int, catalog: Prop
                                            source_type=source.source_type, source_id=source.source_id)
     outcomes: dict[int, dict[str, Any] | HubSpotError] = {}
     events = []
+    journal_entries: list[dict[str, Any]] = []
     namespaces = catalog.unique_namespaces()
     for row in rows:
         changes: dict[str, str] = row["changes"]
@@ -351,8 +390,12 @@ async def apply_updates(session: AsyncSession, *, account_id: int, catalog: Prop
                 raise conflict_error(catalog, conflicts)
         outcomes[row["id"]] = row
         if changes:
+            journal_entries.append(journal_entry(
+                source, account_id, object_type.id, row["id"], "UPDATE",
+                old_values={k: row["before"].get(k, "") for k in changes}, new_values=changes))
             events.append(record_event("record.updated", account_id, object_type, row["id"],
                                        {"changes": changes, "sourceType": source.source_type}))
+    await journal(session, source, journal_entries)
     if len(events) == 1:
         await add_event(session, events[0])
     elif events:
@@ -361,8 +404,11 @@ async def apply_updates(session: AsyncSession, *, account_id: int, catalog: Prop
 
 
 async def archive_records(session: AsyncSession, *, account_id: int, object_type: ObjectType,
-                          ids: list[int]) -> list[int]:
+                          ids: list[int], source: WriteSource | None = None) -> list[int]:
     archived = await repository.set_archived(session, account_id, object_type.id, ids, True)
+    if source:
+        await journal(session, source, [journal_entry(source, account_id, object_type.id, i, "ARCHIVE")
+                                        for i in archived])
     events = [record_event("record.archived", account_id, object_type, i) for i in archived]
     if len(events) == 1:
         await add_event(session, events[0])
@@ -372,8 +418,11 @@ async def archive_records(session: AsyncSession, *, account_id: int, object_type
 
 
 async def restore_records(session: AsyncSession, *, account_id: int, object_type: ObjectType,
-                          ids: list[int]) -> list[int]:
+                          ids: list[int], source: WriteSource | None = None) -> list[int]:
     restored = await repository.set_archived(session, account_id, object_type.id, ids, False)
+    if source:
+        await journal(session, source, [journal_entry(source, account_id, object_type.id, i, "RESTORE")
+                                        for i in restored])
     for i in restored:
         await add_event(session, record_event("record.restored", account_id, object_type, i))
     return restored
@@ -396,10 +445,4 @@ async def association_map(session: AsyncSession, *, account_id: int, object_type
     return out
 
 
-def association_types_for_search() -> dict[str, str]:
-    mapping = {}
-    for t in STANDARD_OBJECT_TYPES:
-        for key in (t.id, t.name, t.singular):
-            mapping[key] = t.id
-    return mapping
 

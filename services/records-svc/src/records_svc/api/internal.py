@@ -31,6 +31,7 @@ class BulkUpsertRequest(BaseModel):
     keepExisting: list[str] = Field(default_factory=list)
     sourceType: str = "IMPORT"
     sourceId: str | None = None
+    operationId: str | None = None
     rows: list[BulkRowInput]
 
 
@@ -59,7 +60,6 @@ class BulkUpsertResponse(BaseModel):
 @router.post("/records/{objectType}/bulk-upsert", response_model=BulkUpsertResponse,
              responses=error_responses(400, 401), summary="Set-based upsert of many rows (imports)")
 async def bulk_upsert_route(objectType: str, payload: BulkUpsertRequest, auth: Auth, request: Request) -> Any:
-    object_type = resolve_object_type(objectType)
     if len(payload.rows) > MAX_BULK_ROWS:
         raise HubSpotError(400, f"At most {MAX_BULK_ROWS} rows per bulk call; got {len(payload.rows)}")
     rows = [BulkRow(ref=r.ref, id=r.id, properties=r.properties) for r in payload.rows]
@@ -67,13 +67,14 @@ async def bulk_upsert_route(objectType: str, payload: BulkUpsertRequest, auth: A
     for attempt in range(UNIQUE_RACE_RETRIES):
         try:
             async with sessionmaker() as session, session.begin():
+                object_type = await resolve_object_type(session, auth.account_id, objectType)
                 catalog = await load_catalog(session, auth.account_id, object_type)
                 try:
                     results = await bulk_upsert(
                         session, account_id=auth.account_id, catalog=catalog, rows=rows,
                         operation=payload.operation, id_property=payload.idProperty,
                         keep_existing=payload.keepExisting, source_type=payload.sourceType,
-                        source_id=payload.sourceId)
+                        source_id=payload.sourceId, operation_id=payload.operationId)
                 except ValueError as exc:
                     raise HubSpotError(400, str(exc)) from None
             break

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import ORJSONResponse
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.logging import current_request_id
 from records_svc import repository, service
 from records_svc.api.deps import Auth, Session
 from records_svc.api.schemas import (
@@ -26,8 +27,8 @@ from records_svc.api.schemas import (
     SearchResponse,
     SimplePublicObject,
 )
-from records_svc.catalog import load_catalog, resolve_object_type
-from records_svc.domain.object_types import ObjectType, find_standard_object_type
+from records_svc.catalog import association_targets, load_catalog, resolve_object_type
+from records_svc.domain.object_types import ObjectType
 from records_svc.domain.search import MAX_PAGE_SIZE, MAX_RESULTS, Filter, SearchCompiler, SearchError
 from records_svc.service import WriteSource, to_public
 
@@ -49,7 +50,8 @@ def split_list(values: list[str] | None) -> list[str]:
 
 
 def api_source(auth: Any) -> WriteSource:
-    return WriteSource(source_type="API", source_id=str(auth.token_id) if auth.token_id else None)
+    return WriteSource(source_type="API", source_id=str(auth.token_id) if auth.token_id else None,
+                       operation_id=f"request:{current_request_id()}")
 
 
 def now() -> str:
@@ -73,12 +75,7 @@ def parse_record_id(object_type: ObjectType, value: str | int) -> int:
 
 async def with_associations(session: Any, auth: Any, object_type: ObjectType, bodies: list[dict[str, Any]],
                             associations: list[str]) -> None:
-    targets = []
-    for key in associations:
-        target = find_standard_object_type(key)
-        if target is None:
-            raise HubSpotError(400, f"Unable to infer object type from: {key}")
-        targets.append(target)
+    targets = [await resolve_object_type(session, auth.account_id, key) for key in associations]
     if not targets:
         return
     mapping = await service.association_map(session, account_id=auth.account_id, object_type=object_type,
@@ -102,7 +99,7 @@ async def list_objects(
     associations: ListParam = None,
     archived: bool = False,
 ) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     limit = min(limit, MAX_LIST_LIMIT)
     start = 0
     if after not in (None, ""):
@@ -136,7 +133,7 @@ async def get_object(
     archived: bool = False,
     idProperty: str | None = None,
 ) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     history = split_list(propertiesWithHistory)
     row = await service.get_record(session, account_id=auth.account_id, object_type=object_type,
                                    record_id=objectId, id_property=idProperty, archived=archived,
@@ -149,7 +146,7 @@ async def get_object(
 @router.post("/{objectType}", status_code=201, response_model=SimplePublicObject, responses=ERRORS,
              summary="Create a record")
 async def create_object(objectType: str, payload: ObjectCreateInput, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     row = await service.create_record(
         session, account_id=auth.account_id, object_type=object_type, properties=payload.properties,
         associations=[a.model_dump() for a in payload.associations], source=api_source(auth))
@@ -160,7 +157,7 @@ async def create_object(objectType: str, payload: ObjectCreateInput, auth: Auth,
               summary="Update a record")
 async def update_object(objectType: str, objectId: str, payload: ObjectUpdateInput, auth: Auth, session: Session,
                         idProperty: str | None = None) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     row = await service.update_record(session, account_id=auth.account_id, object_type=object_type,
                                       record_id=objectId, id_property=idProperty, properties=payload.properties,
                                       source=api_source(auth))
@@ -169,11 +166,11 @@ async def update_object(objectType: str, objectId: str, payload: ObjectUpdateInp
 
 @router.delete("/{objectType}/{objectId}", status_code=204, responses=ERRORS, summary="Archive a record")
 async def archive_object(objectType: str, objectId: str, auth: Auth, session: Session) -> Response:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     # HubSpot answers 204 for an id that does not exist or is already archived.
     if objectId.isdigit() and len(objectId) <= 18:
         await service.archive_records(session, account_id=auth.account_id, object_type=object_type,
-                                      ids=[int(objectId)])
+                                      ids=[int(objectId)], source=api_source(auth))
     return Response(status_code=204)
 
 
@@ -202,7 +199,7 @@ def standard_error(status: int, category: str, message: str, context: dict[str, 
              responses={207: {"model": BatchResponse, "description": "Some inputs failed"}, **ERRORS},
              summary="Create a batch of records")
 async def batch_create(objectType: str, payload: BatchCreateInput, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
     started = now()
     partial = all(i.objectWriteTraceId for i in payload.inputs) and payload.inputs
@@ -234,7 +231,7 @@ async def batch_create(objectType: str, payload: BatchCreateInput, auth: Auth, s
              summary="Read a batch of records")
 async def batch_read(objectType: str, payload: BatchReadInput, auth: Auth, session: Session,
                      archived: bool = False) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
     started = now()
     catalog = await load_catalog(session, auth.account_id, object_type)
@@ -262,7 +259,7 @@ async def batch_read(objectType: str, payload: BatchReadInput, auth: Auth, sessi
              responses={207: {"model": BatchResponse, "description": "Some inputs failed"}, **ERRORS},
              summary="Update a batch of records")
 async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
     started = now()
     catalog = await load_catalog(session, auth.account_id, object_type)
@@ -302,7 +299,7 @@ async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, s
              responses={207: {"model": BatchUpsertResponse, "description": "Some inputs failed"}, **ERRORS},
              summary="Create or update a batch of records by a unique property")
 async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
     started = now()
     catalog = await load_catalog(session, auth.account_id, object_type)
@@ -336,10 +333,11 @@ async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, s
 
 @router.post("/{objectType}/batch/archive", status_code=204, responses=ERRORS, summary="Archive a batch of records")
 async def batch_archive(objectType: str, payload: BatchArchiveInput, auth: Auth, session: Session) -> Response:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
     ids = [parse_record_id(object_type, item.id) for item in payload.inputs]
-    await service.archive_records(session, account_id=auth.account_id, object_type=object_type, ids=ids)
+    await service.archive_records(session, account_id=auth.account_id, object_type=object_type, ids=ids,
+                                  source=api_source(auth))
     return Response(status_code=204)
 
 
@@ -348,7 +346,7 @@ async def batch_archive(objectType: str, payload: BatchArchiveInput, auth: Auth,
 
 @router.post("/{objectType}/search", response_model=SearchResponse, responses=ERRORS, summary="Search records")
 async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     limit = payload.limit or 10
     if limit > MAX_PAGE_SIZE:
         raise HubSpotError(400, f"limit must be at most {MAX_PAGE_SIZE}; got {limit}")
@@ -374,7 +372,7 @@ async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, se
     try:
         compiled = compiler.compile(
             filter_groups=[[Filter(**f.model_dump()) for f in g.filters] for g in payload.filterGroups],
-            query=payload.query, sort=sort, association_types=service.association_types_for_search())
+            query=payload.query, sort=sort, association_types=await association_targets(session, auth.account_id))
     except SearchError as exc:
         errors = [{"message": exc.message, "context": {"propertyName": [exc.property_name]}}] \
             if exc.property_name else None
@@ -396,10 +394,10 @@ corral_router = APIRouter(prefix="/corral/v1/records", tags=["Objects"])
 @corral_router.post("/{objectType}/{objectId}/restore", response_model=SimplePublicObject, responses=ERRORS,
                     summary="Restore an archived record (beyond HubSpot)")
 async def restore_object(objectType: str, objectId: str, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     record_id = parse_record_id(object_type, objectId)
     restored = await service.restore_records(session, account_id=auth.account_id, object_type=object_type,
-                                             ids=[record_id])
+                                             ids=[record_id], source=api_source(auth))
     rows = await repository.fetch_records(session, auth.account_id, object_type.id, [record_id])
     if not restored and record_id not in rows:
         raise service.not_found(object_type, objectId)

@@ -167,7 +167,7 @@ def _check_definition(type_: str, field_type: str, options: list[OptionInput] | 
 
 
 async def _create(session: Any, account_id: int, objectType: str, payload: PropertyCreate) -> dict[str, Any]:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, account_id, objectType)
     if not PROPERTY_NAME.match(payload.name):
         raise HubSpotError(400, f"Property name {payload.name!r} is invalid: use lowercase letters, digits and "
                                 "underscores, starting with a letter (at most 100 characters)",
@@ -202,7 +202,7 @@ async def _create(session: Any, account_id: int, objectType: str, payload: Prope
 @router.get("/{objectType}", response_model=PropertyCollection, responses=ERRORS, summary="List properties")
 async def list_properties(objectType: str, auth: Auth, session: Session, archived: bool = False,
                           properties: Annotated[list[str] | None, Query()] = None) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     if archived:
         rows = await repository.custom_properties(session, auth.account_id, object_type.id, include_archived=True)
         defs = [definition_from_row(r) for r in rows if r["archived"]]
@@ -221,7 +221,7 @@ async def create_property(objectType: str, payload: PropertyCreate, auth: Auth, 
 
 @router.get("/{objectType}/groups", response_model=GroupCollection, responses=ERRORS, summary="List property groups")
 async def list_groups(objectType: str, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     results = [{"name": n, "label": label, "displayOrder": i, "archived": False}
                for i, (n, label) in enumerate(standard_groups(object_type.id).items())]
     for g in await repository.property_groups(session, auth.account_id, object_type.id):
@@ -233,7 +233,7 @@ async def list_groups(objectType: str, auth: Auth, session: Session) -> Any:
 @router.post("/{objectType}/groups", status_code=201, response_model=GroupOut, responses=ERRORS,
              summary="Create a property group")
 async def create_group(objectType: str, payload: GroupCreate, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     if not PROPERTY_NAME.match(payload.name):
         raise HubSpotError(400, f"Group name {payload.name!r} is invalid: use lowercase letters, digits and underscores")
     existing = {g["name"] for g in await repository.property_groups(session, auth.account_id, object_type.id)}
@@ -248,7 +248,7 @@ async def create_group(objectType: str, payload: GroupCreate, auth: Auth, sessio
 @router.get("/{objectType}/groups/{groupName}", response_model=GroupOut, responses=ERRORS,
             summary="Read a property group")
 async def get_group(objectType: str, groupName: str, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     standard = standard_groups(object_type.id)
     if groupName in standard:
         return ORJSONResponse({"name": groupName, "label": standard[groupName], "displayOrder": -1,
@@ -263,7 +263,7 @@ async def get_group(objectType: str, groupName: str, auth: Auth, session: Sessio
 @router.patch("/{objectType}/groups/{groupName}", response_model=GroupOut, responses=ERRORS,
               summary="Update a property group")
 async def update_group(objectType: str, groupName: str, payload: GroupUpdate, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     if groupName in standard_groups(object_type.id):
         raise HubSpotError(400, f"{groupName} is a HubSpot-defined group and cannot be changed")
     for g in await repository.property_groups(session, auth.account_id, object_type.id):
@@ -279,7 +279,7 @@ async def update_group(objectType: str, groupName: str, payload: GroupUpdate, au
 @router.delete("/{objectType}/groups/{groupName}", status_code=204, responses=ERRORS,
                summary="Archive a property group")
 async def archive_group(objectType: str, groupName: str, auth: Auth, session: Session) -> Response:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     if groupName in standard_groups(object_type.id):
         raise HubSpotError(400, f"{groupName} is a HubSpot-defined group and cannot be archived")
     if not await repository.archive_property_group(session, auth.account_id, object_type.id, groupName):
@@ -297,7 +297,7 @@ async def batch_create_properties(objectType: str, payload: BatchPropertyCreate,
 @router.post("/{objectType}/batch/read", response_model=PropertyCollection, responses=ERRORS,
              summary="Read a batch of properties")
 async def batch_read_properties(objectType: str, payload: BatchPropertyRead, auth: Auth, session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     catalog = await load_catalog(session, auth.account_id, object_type)
     results = [property_out(catalog.properties[i.name]) for i in payload.inputs if i.name in catalog.properties]
     return ORJSONResponse({"status": "COMPLETE", "results": results})
@@ -312,7 +312,7 @@ async def batch_archive_properties(objectType: str, payload: BatchPropertyArchiv
 
 
 async def _archive(session: Any, account_id: int, objectType: str, name: str) -> None:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, account_id, objectType)
     catalog = await load_catalog(session, account_id, object_type)
     prop = catalog.properties.get(name)
     if prop is None:
@@ -325,7 +325,7 @@ async def _archive(session: Any, account_id: int, objectType: str, name: str) ->
 @router.get("/{objectType}/{propertyName}", response_model=PropertyOut, responses=ERRORS, summary="Read a property")
 async def get_property(objectType: str, propertyName: str, auth: Auth, session: Session,
                        archived: bool = False) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     catalog = await load_catalog(session, auth.account_id, object_type)
     prop = catalog.properties.get(propertyName)
     if prop is None and archived:
@@ -341,7 +341,7 @@ async def get_property(objectType: str, propertyName: str, auth: Auth, session: 
               summary="Update a property")
 async def update_property(objectType: str, propertyName: str, payload: PropertyUpdate, auth: Auth,
                           session: Session) -> Any:
-    object_type = resolve_object_type(objectType)
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
     catalog = await load_catalog(session, auth.account_id, object_type)
     prop = catalog.properties.get(propertyName)
     if prop is None:

@@ -252,6 +252,9 @@ STANDARD_PROPERTIES: dict[str, dict[str, PropertyDefinition]] = {
     }.items()
 }
 
+# Custom objects start with the system properties only; their own come from their schema.
+CUSTOM_OBJECT_BASE_PROPERTIES: dict[str, PropertyDefinition] = {p.name: p for p in _system("hs_lastmodifieddate")}
+
 GROUP_LABELS = {
     "contactinformation": "Contact information", "companyinformation": "Company information",
     "dealinformation": "Deal information", "ticketinformation": "Ticket information",
@@ -265,5 +268,8 @@ GROUP_LABELS = {
 
 
 def standard_groups(object_type_id: str) -> dict[str, str]:
-    names = dict.fromkeys(p.group_name for p in STANDARD_PROPERTIES.get(object_type_id, {}).values())
+    names = dict.fromkeys(p.group_name for p in STANDARD_PROPERTIES.get(object_type_id,
+                                                                         CUSTOM_OBJECT_BASE_PROPERTIES).values())
+    if object_type_id.startswith("2-"):
+        names.setdefault(f"{object_type_id.replace('-', '_')}_information", None)
     return {name: GROUP_LABELS.get(name, name) for name in names}
