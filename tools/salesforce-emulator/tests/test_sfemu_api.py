@@ -395,3 +395,10 @@ async def test_composite_subrequests_must_target_the_data_api(sf: SalesforceApi)
     for bad in ({"method": "POST", "url": "/__emulator__/reset", "referenceId": "r"}, "not an object"):
         response = await sf.post("/composite", json={"compositeRequest": [bad]})
         assert response.status_code == 400 and response.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
+
+
+async def test_admin_rejects_malformed_requests_with_400(sf: SalesforceApi) -> None:
+    for method, path, body in [("POST", "/clock/set", {}), ("PUT", "/limits", {"pageSize": "many"}),
+                               ("POST", "/faults", {"kind": "EARTHQUAKE"}), ("POST", "/objects", {"name": "NoSuffix"})]:
+        response = await sf.client.request(method, f"/__emulator__{path}", json=body)
+        assert response.status_code == 400, (path, response.text)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from salesforce_emulator.api.common import OrgDep, json_response, read_json_object
 from salesforce_emulator.auth import load_public_key
@@ -15,7 +17,24 @@ from salesforce_emulator.errors import SalesforceError
 from salesforce_emulator.faults import Fault
 from salesforce_emulator.org import Org
 
-router = APIRouter(prefix="/__emulator__")
+
+class AdminRoute(APIRoute):
+    """Admin bodies are free-form test input: a missing key or a wrong type is the caller's mistake (400),
+    not an emulator failure (500)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (KeyError, ValueError, TypeError, AttributeError) as error:
+                raise SalesforceError(400, "INVALID_ADMIN_REQUEST", f"{type(error).__name__}: {error}") from None
+
+        return handle
+
+
+router = APIRouter(prefix="/__emulator__", route_class=AdminRoute)
 
 
 def _actor(org: Org, spec: Any) -> str:
