@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from aiosalesforce import ClientCredentialsFlow, Salesforce
-from aiosalesforce.exceptions import NotFoundError, SalesforceError
+from aiosalesforce.exceptions import DuplicatesDetectedError, NotFoundError, SalesforceError
 from fastapi import FastAPI
 
 from .conftest import BASE_URL, CLIENT_ID, CLIENT_SECRET, SalesforceApi
@@ -79,3 +79,11 @@ async def test_errors_surface_as_client_exceptions(aio_sf: Salesforce) -> None:
     with pytest.raises(SalesforceError) as raised:
         await aio_sf.sobject.create("Contact", {"LastName": "x" * 81})
     assert raised.value.error_code == "STRING_TOO_LONG"
+
+
+async def test_duplicates_detected_parse_into_client_exception(aio_sf: Salesforce, sf: SalesforceApi) -> None:
+    await sf.admin("POST", "/duplicate-rules", json={"object": "Lead", "fields": ["Email", "Company"]})
+    original = await aio_sf.sobject.create("Lead", {"LastName": "A", "Company": "Acme", "Email": "a@acme.test"})
+    with pytest.raises(DuplicatesDetectedError) as raised:
+        await aio_sf.sobject.create("Lead", {"LastName": "B", "Company": "ACME", "Email": "a@acme.test"})
+    assert [duplicate["id"] for duplicate in raised.value.duplicates] == [original]

@@ -274,3 +274,18 @@ async def test_arbitrary_where_clauses_fail_as_query_errors(sf: SalesforceApi, c
     assert response.status_code in (200, 400), response.text
     if response.status_code == 400:
         assert response.json()[0]["errorCode"] in ("MALFORMED_QUERY", "INVALID_FIELD", "INVALID_QUERY_FILTER_OPERATOR")
+
+
+async def test_duplicates_detected_by_a_duplicate_rule(sf: SalesforceApi) -> None:
+    await sf.admin("POST", "/duplicate-rules", json={"object": "Contact", "fields": ["Email"]})
+    first = await sf.create("Contact", {"LastName": "A", "Email": "same@example.com"})
+    response = await sf.post("/sobjects/Contact", json={"LastName": "B", "Email": "SAME@example.com"})
+    error = single_error(response, 400, "DUPLICATES_DETECTED")
+    assert error["message"] == "Use one of these records?"
+    match = error["duplicateResult"]["matchResults"][0]
+    assert [record["record"]["Id"] for record in match["matchRecords"]] == [first]
+    allowed = await sf.post("/sobjects/Contact", json={"LastName": "B", "Email": "same@example.com"},
+                            headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"})
+    assert allowed.status_code == 201
+    again = await sf.post("/sobjects/Contact", json={"LastName": "C", "Email": "same@example.com"})
+    assert again.status_code == 400  # the header applied to its own request only

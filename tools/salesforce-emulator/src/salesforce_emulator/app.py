@@ -16,6 +16,7 @@ from salesforce_emulator.api.common import JSON_MEDIA_TYPE, error_response, json
 from salesforce_emulator.errors import OAuthError, SalesforceError, invalid_session
 from salesforce_emulator.org import Org
 from salesforce_emulator.settings import EmulatorSettings
+from salesforce_emulator.store import allow_duplicates
 
 DATA_PREFIX = "/services/data/v"
 
@@ -53,6 +54,7 @@ class ApiGate:
             await self._reply(scope, receive, send, error_response(invalid_session()))
             return
         scope.setdefault("state", {})["sf_session"] = session
+        duplicate_header = headers.get(b"sforce-duplicate-rule-header", b"").lower().replace(b" ", b"")
         is_subrequest = headers.get(b"x-sf-emulator-subrequest", b"").decode() == org.subrequest_secret
         if not is_subrequest:
             for fault in org.faults.take(scope["method"], path):
@@ -68,7 +70,12 @@ class ApiGate:
                     SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")))
                 return
             org.usage.record(token, session.client_id)
-        await self.app(scope, receive, self._with_limit_info(send))
+        # Reset afterwards: in-process clients (ASGITransport) run many requests in one task.
+        duplicates_token = allow_duplicates.set(b"allowsave=true" in duplicate_header)
+        try:
+            await self.app(scope, receive, self._with_limit_info(send))
+        finally:
+            allow_duplicates.reset(duplicates_token)
 
     def limit_info(self) -> bytes:
         org = self.org

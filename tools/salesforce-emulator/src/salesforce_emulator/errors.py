@@ -13,16 +13,18 @@ class SalesforceError(Exception):
     error_code: str
     message: str
     fields: list[str] | None = field(default=None)
+    extra: dict | None = field(default=None)  # e.g. duplicateResult on DUPLICATES_DETECTED
 
     def body_item(self) -> dict:
-        item: dict = {"message": self.message, "errorCode": self.error_code}
+        item: dict = {**(self.extra or {}), "message": self.message, "errorCode": self.error_code}
         if self.fields is not None:
             item["fields"] = self.fields
         return item
 
     def collection_item(self) -> dict:
         # Collections report per-record errors under `statusCode`, not `errorCode`.
-        return {"statusCode": self.error_code, "message": self.message, "fields": self.fields or []}
+        return {**(self.extra or {}), "statusCode": self.error_code, "message": self.message,
+                "fields": self.fields or []}
 
 
 def not_found() -> SalesforceError:

@@ -60,6 +60,35 @@ class ValidationRule:
 
 
 @dataclass
+class DuplicateRule:
+    """An admin-defined blocking duplicate rule with an exact, case-insensitive match on `fields`."""
+
+    sobject: str
+    name: str
+    fields: list[str]
+
+
+# Set for a request carrying `Sforce-Duplicate-Rule-Header: allowSave=true`.
+allow_duplicates: ContextVar[bool] = ContextVar("allow_duplicates", default=False)
+
+
+def duplicates_detected(sobject: SObjectDef, rule: DuplicateRule, record_ids: list[str]) -> SalesforceError:
+    match_records = [{"additionalInformation": [], "fieldDiffs": [], "matchConfidence": 100.0,
+                      "record": {"attributes": {"type": sobject.name, "url": f"/services/data/v60.0/sobjects/"
+                                                                            f"{sobject.name}/{record_id}"},
+                                 "Id": record_id}} for record_id in record_ids]
+    duplicate_result = {
+        "allowSave": False, "duplicateRule": rule.name, "duplicateRuleEntityType": sobject.name,
+        "errorMessage": "You're creating a duplicate record. We recommend you use an existing record instead.",
+        "matchResults": [{"entityType": sobject.name, "errorMessage": None, "matchEngine": "ExactMatchEngine",
+                          "matchRecords": match_records, "rule": f"{rule.name}_Match", "size": len(record_ids),
+                          "success": True}],
+    }
+    return SalesforceError(400, "DUPLICATES_DETECTED", "Use one of these records?", [],
+                           {"duplicateResult": duplicate_result})
+
+
+@dataclass
 class DeleteLogEntry:
     record_id: str
     sobject: str
@@ -96,6 +125,7 @@ class RecordStore:
             self.delete_log: list[DeleteLogEntry] = []
             self.cursors: OrderedDict[str, Cursor] = OrderedDict()
             self.validation_rules: list[ValidationRule] = []
+            self.duplicate_rules: list[DuplicateRule] = []
             self.org_created = self.clock.now()
             self.purged_through: datetime | None = None
             self.schema_modified = self.clock.now()
@@ -413,10 +443,41 @@ class RecordStore:
                     raise SalesforceError(400, "DUPLICATE_VALUE",
                                           f"duplicate value found: {definition.name} duplicates value on record "
                                           f"with id: {others[0]}", [])
+        if self.duplicate_rules and not allow_duplicates.get():
+            self._check_duplicate_rules(sobject, record)
         for rule in self.validation_rules:
             if rule.sobject == sobject.name and rule.predicate(record):
                 raise SalesforceError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message,
                                       [rule.field] if rule.field else [])
+
+    def _check_duplicate_rules(self, sobject: SObjectDef, record: Record) -> None:
+        """Blocking duplicate rules: another live row with the same values (ignoring case) in every field.
+        Rows are scanned, which is fine for the handful a test defines rules over."""
+        for rule in self.duplicate_rules:
+            if rule.sobject != sobject.name:
+                continue
+            wanted = [_index_key(record.get(name)) for name in rule.fields]
+            if any(value is None for value in wanted):
+                continue
+            matches = [other["Id"] for other in self.by_type[sobject.name].values()
+                       if other["Id"] != record["Id"] and not other["IsDeleted"]
+                       and [_index_key(other.get(name)) for name in rule.fields] == wanted]
+            if matches:
+                raise duplicates_detected(sobject, rule, matches[:10])
+
+    def add_duplicate_rule(self, sobject_name: str, name: str, field_names: list[str]) -> None:
+        with self.lock:
+            sobject = self.require_object(sobject_name)
+            fields = []
+            for field_name in field_names:
+                definition = sobject.field(field_name)
+                if definition is None:
+                    raise SalesforceError(400, "INVALID_FIELD",
+                                          f"No such column '{field_name}' on sobject of type {sobject.name}")
+                fields.append(definition.name)
+            if not fields:
+                raise ValueError("a duplicate rule needs at least one field")
+            self.duplicate_rules.append(DuplicateRule(sobject.name, name, fields))
 
     def add_validation_rule(self, sobject_name: str, name: str, condition: str, message: str,
                             field_name: str | None) -> None:

@@ -162,6 +162,16 @@ async def add_validation_rule(request: Request, org: OrgDep) -> Response:
     return json_response({"rules": len(org.store.validation_rules)}, 201)
 
 
+@router.post("/duplicate-rules")
+async def add_duplicate_rule(request: Request, org: OrgDep) -> Response:
+    """A blocking rule: writes matching a live row on every listed field fail with DUPLICATES_DETECTED
+    unless the request sends `Sforce-Duplicate-Rule-Header: allowSave=true`."""
+    body = await read_json_object(request)
+    org.store.add_duplicate_rule(body["object"], body.get("name", f"{body['object']}_Duplicate_Rule"),
+                                 list(body["fields"]))
+    return json_response({"rules": len(org.store.duplicate_rules)}, 201)
+
+
 @router.put("/limits")
 async def set_limits(request: Request, org: OrgDep) -> Response:
     body = await read_json_object(request)
