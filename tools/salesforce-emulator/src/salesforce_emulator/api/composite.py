@@ -280,6 +280,9 @@ async def composite(version: str, request: Request, org: OrgDep, session: Sessio
     responses: list[dict[str, Any]] = []
     headers = {"authorization": request.headers.get("authorization", ""),
                SUBREQUEST_HEADER: org.subrequest_secret, "content-type": "application/json"}
+    for forwarded in ("sforce-duplicate-rule-header", "sforce-call-options", "sforce-query-options"):
+        if forwarded in request.headers:
+            headers[forwarded] = request.headers[forwarded]
     transport = httpx.ASGITransport(app=request.app)
     failed = False
     async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url)) as client:
