@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from crm_common.testing import asgi_client, migrated_database, signed_headers
 from records_svc.main import create_app
 from records_svc.settings import Settings

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from sqlalchemy import text
-
 from crm_common.db import make_engine
 from crm_common.testing import signed_headers
+from sqlalchemy import text
 
 
 async def create_contact(api: httpx.AsyncClient, **props: str) -> dict:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from crm_common.cloudevents import CloudEvent
+from crm_common.outbox import add_events
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.cloudevents import CloudEvent
-from crm_common.outbox import add_events
 from records_svc import repository
 from records_svc.catalog import PropertyCatalog
 from records_svc.domain.properties import InvalidValue, normalize_value, unique_values_of

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from crm_common.errors import HubSpotError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.errors import HubSpotError
 from records_svc import repository
 from records_svc.domain.object_types import ObjectType, find_standard_object_type
 from records_svc.domain.properties import PropertyDefinition, PropertyOption

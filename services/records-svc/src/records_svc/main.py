@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
-
 from crm_common import cli
 from crm_common.app import create_service_app
-from records_svc.api import internal, objects, properties
+from fastapi import FastAPI
+
+from records_svc.api import associations, internal, object_schemas, objects, properties
 from records_svc.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -21,7 +21,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Corral records service",
         description="CRM records, properties, schemas, associations, history and the change journal "
         "(HubSpot CRM v3/v4 compatible).",
-        routers=[properties.router, objects.router, objects.corral_router, internal.router],
+        routers=[properties.router, object_schemas.router, objects.router, objects.corral_router,
+                 associations.router, internal.router],
     )
 
 

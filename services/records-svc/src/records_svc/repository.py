@@ -440,13 +440,15 @@ async def association_definitions(session: AsyncSession, account_id: int, from_t
 
 
 async def insert_association_definition(session: AsyncSession, account_id: int, from_type: str, to_type: str,
-                                        name: str, label: str) -> dict[str, Any]:
+                                        name: str | None, label: str | None,
+                                        category: str = "USER_DEFINED") -> dict[str, Any]:
     row = await session.execute(
         text("""
-            INSERT INTO association_definitions (account_id, from_object_type_id, to_object_type_id, name, label)
-            VALUES (:a, :f, :t, :n, :l) RETURNING *
+            INSERT INTO association_definitions (account_id, from_object_type_id, to_object_type_id, name, label,
+                                                 category)
+            VALUES (:a, :f, :t, :n, :l, :c) RETURNING *
         """),
-        {"a": account_id, "f": from_type, "t": to_type, "n": name, "l": label})
+        {"a": account_id, "f": from_type, "t": to_type, "n": name, "l": label, "c": category})
     return dict(row.mappings().one())
 
 
@@ -612,3 +614,15 @@ async def set_properties(session: AsyncSession, updates: list[tuple[int, dict[st
         """),
         {"items": _json([{"id": i, "props": p} for i, p in updates]), "changed_at": changed_at, "st": source_type,
          "sid": source_id})
+
+
+async def companies_by_domain(session: AsyncSession, account_id: int, domains: list[str]) -> dict[str, list[int]]:
+    rows = await session.execute(
+        text("""
+            SELECT lower(properties ->> 'domain') AS domain, array_agg(id ORDER BY id) AS ids FROM records
+            WHERE account_id = :a AND object_type_id = '0-2' AND NOT archived
+              AND lower(properties ->> 'domain') = ANY(:d)
+            GROUP BY 1
+        """),
+        {"a": account_id, "d": domains})
+    return {r.domain: list(r.ids) for r in rows}

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from crm_common.cloudevents import CloudEvent
 from crm_common.errors import HubSpotError
 from crm_common.outbox import add_event, add_events
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from records_svc import repository
 from records_svc.catalog import PropertyCatalog, load_catalog
 from records_svc.domain.associations import DEFAULT_TYPES, HUBSPOT_DEFINED, association_key, inverse_of

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from crm_common.errors import HubSpotError, error_responses
 from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
-from crm_common.errors import HubSpotError, error_responses
-from records_svc.api.deps import Auth
+from records_svc import association_service as links
+from records_svc import repository
+from records_svc.api.deps import Auth, Session
 from records_svc.bulk import BulkRow, UniqueRace, bulk_upsert
 from records_svc.catalog import load_catalog, resolve_object_type
+from records_svc.domain.properties import InvalidValue, normalize_value
+from records_svc.service import WriteSource, iso
+from records_svc.undo import undo_operation
 
 router = APIRouter(prefix="/internal/v1", tags=["Internal"])
 
@@ -90,3 +95,126 @@ async def bulk_upsert_route(objectType: str, payload: BulkUpsertRequest, auth: A
                     "errors": [e.__dict__ for e in r.errors]})
     return ORJSONResponse({"results": out, "created": counts["CREATED"], "updated": counts["UPDATED"],
                            "unchanged": counts["UNCHANGED"], "failed": counts["ERROR"]})
+
+
+class ResolveRequest(BaseModel):
+    property: str
+    values: list[str] = Field(max_length=MAX_BULK_ROWS)
+
+
+class ResolveResponse(BaseModel):
+    matches: dict[str, list[str]]
+
+
+@router.post("/records/{objectType}/resolve", response_model=ResolveResponse, responses=error_responses(400, 401),
+             summary="Find records by a property value (unique properties, company domain, record id)")
+async def resolve_records(objectType: str, payload: ResolveRequest, auth: Auth, session: Session) -> Any:
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
+    catalog = await load_catalog(session, auth.account_id, object_type)
+    matches: dict[str, list[str]] = {}
+    if payload.property == "hs_object_id":
+        ids = [int(v) for v in payload.values if str(v).strip().isdigit()]
+        found = await repository.existing_record_ids(session, auth.account_id, object_type.id, ids)
+        return ORJSONResponse({"matches": {str(i): [str(i)] for i in sorted(found)}})
+    prop = catalog.properties.get(payload.property)
+    if prop is None:
+        raise HubSpotError(400, f'Property "{payload.property}" does not exist on {object_type.name}')
+    normalized: dict[str, str] = {}
+    for value in payload.values:
+        try:
+            normalized[value] = normalize_value(prop, value).lower()
+        except InvalidValue:
+            continue
+    namespace = catalog.unique_namespaces().get(payload.property)
+    if namespace:
+        owners = await repository.resolve_unique_values(session, auth.account_id, object_type.id, namespace,
+                                                        sorted(set(normalized.values())))
+        matches = {v: [str(i)] for v, i in owners.items()}
+    elif object_type.id == "0-2" and payload.property == "domain":
+        matches = {k: [str(i) for i in v] for k, v in (await repository.companies_by_domain(
+            session, auth.account_id, sorted(set(normalized.values())))).items()}
+    else:
+        raise HubSpotError(400, f"{payload.property} is not a lookup property of {object_type.name}: use a unique "
+                                "property, hs_object_id, or a company domain")
+    return ORJSONResponse({"matches": matches})
+
+
+class AssociationInput(BaseModel):
+    fromObjectType: str
+    fromId: str | int
+    toObjectType: str
+    toId: str | int
+    associationCategory: str = "HUBSPOT_DEFINED"
+    associationTypeId: int | None = None
+
+
+class BulkAssociationRequest(BaseModel):
+    operationId: str | None = None
+    sourceType: str = "IMPORT"
+    inputs: list[AssociationInput] = Field(max_length=MAX_BULK_ROWS)
+
+
+class BulkAssociationResult(BaseModel):
+    index: int
+    status: Literal["CREATED", "EXISTS", "ERROR"]
+    error: str | None = None
+
+
+class BulkAssociationResponse(BaseModel):
+    results: list[BulkAssociationResult]
+
+
+@router.post("/associations/bulk", response_model=BulkAssociationResponse, responses=error_responses(400, 401),
+             summary="Add many associations (labels are added, never replaced)")
+async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: Session) -> Any:
+    source = WriteSource(source_type=payload.sourceType, operation_id=payload.operationId, trusted=True)
+    pairs: dict[tuple[str, str], links.PairTypes] = {}
+    results = []
+    for index, item in enumerate(payload.inputs):
+        try:
+            key = (item.fromObjectType, item.toObjectType)
+            if key not in pairs:
+                from_type = await resolve_object_type(session, auth.account_id, item.fromObjectType)
+                to_type = await resolve_object_type(session, auth.account_id, item.toObjectType)
+                pairs[key] = await links.pair_types(session, auth.account_id, from_type, to_type)
+            pair = pairs[key]
+            kinds = [] if item.associationTypeId is None else [pair.get(item.associationCategory,
+                                                                        item.associationTypeId)]
+            from_id, to_id = int(str(item.fromId)), int(str(item.toId))
+            before = {(r["category"], r["type_id"]) for r in await repository.association_rows_between(
+                session, auth.account_id, from_id, to_id)}
+            async with session.begin_nested():
+                now_kinds = await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id,
+                                            to_id=to_id, kinds=kinds, source=source)
+            created = {(k.category, k.type_id) for k in now_kinds} - before
+            results.append({"index": index, "status": "CREATED" if created else "EXISTS"})
+        except (HubSpotError, ValueError) as exc:
+            results.append({"index": index, "status": "ERROR", "error": getattr(exc, "message", str(exc))})
+    return ORJSONResponse({"results": results})
+
+
+@router.get("/operations/{operationId}/journal", responses=error_responses(400, 401),
+            summary="The journal of one operation")
+async def operation_journal(operationId: str, auth: Auth, session: Session, after: int = 0, limit: int = 1000) -> Any:
+    limit = max(1, min(limit, 10_000))
+    rows = await repository.journal_page(session, auth.account_id, operationId, after=after, limit=limit + 1)
+    results = [{"id": str(r["id"]), "recordId": str(r["record_id"]), "objectTypeId": r["object_type_id"],
+                "kind": r["kind"], "oldValues": r["old_values"], "newValues": r["new_values"],
+                "association": r["association"], "createdAt": iso(r["created_at"]),
+                "undoneAt": iso(r["undone_at"])} for r in rows[:limit]]
+    body: dict[str, Any] = {"results": results}
+    if len(rows) > limit:
+        body["paging"] = {"next": {"after": str(rows[limit - 1]["id"])}}
+    return ORJSONResponse(body)
+
+
+class UndoRequest(BaseModel):
+    sourceType: str = "API"
+
+
+@router.post("/operations/{operationId}/undo", responses=error_responses(400, 401),
+             summary="Undo an operation, reporting values changed since")
+async def undo(operationId: str, auth: Auth, session: Session, payload: UndoRequest | None = None) -> Any:
+    report = await undo_operation(session, account_id=auth.account_id, operation_id=operationId,
+                                  source_type=(payload or UndoRequest()).sourceType)
+    return ORJSONResponse(report.as_json())

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from crm_common.errors import HubSpotError, error_responses
+from crm_common.logging import current_request_id
+from crm_common.outbox import add_event
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import ORJSONResponse
 
-from crm_common.errors import HubSpotError, error_responses
-from crm_common.logging import current_request_id
 from records_svc import repository, service
 from records_svc.api.deps import Auth, Session
 from records_svc.api.schemas import (
@@ -21,6 +22,7 @@ from records_svc.api.schemas import (
     BatchUpsertInput,
     BatchUpsertResponse,
     CollectionResponse,
+    GdprDeleteInput,
     ObjectCreateInput,
     ObjectUpdateInput,
     SearchRequest,
@@ -402,3 +404,19 @@ async def restore_object(objectType: str, objectId: str, auth: Auth, session: Se
     if not restored and record_id not in rows:
         raise service.not_found(object_type, objectId)
     return ORJSONResponse(to_public(rows[record_id], object_type, requested=None))
+
+
+@router.post("/{objectType}/gdpr-delete", status_code=204, responses=ERRORS,
+             summary="Permanently delete a record and its history (GDPR)")
+async def gdpr_delete(objectType: str, payload: GdprDeleteInput, auth: Auth, session: Session) -> Response:
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
+    catalog = await load_catalog(session, auth.account_id, object_type)
+    record_id = await service.resolve_id(session, account_id=auth.account_id, catalog=catalog,
+                                         record_id=payload.objectId, id_property=payload.idProperty)
+    if record_id is None or not await repository.fetch_records(session, auth.account_id, object_type.id,
+                                                               [record_id], archived=None):
+        raise service.not_found(object_type, payload.objectId)
+    await repository.hard_delete_records(session, auth.account_id, [record_id])
+    await add_event(session, service.record_event("record.deleted", auth.account_id, object_type, record_id,
+                                                  {"reason": "GDPR"}))
+    return Response(status_code=204)

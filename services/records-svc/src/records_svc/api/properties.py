@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+from crm_common.errors import HubSpotError, error_responses
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
-from crm_common.errors import HubSpotError, error_responses
 from records_svc import repository
 from records_svc.api.deps import Auth, Session
 from records_svc.catalog import definition_from_row, load_catalog, resolve_object_type
@@ -149,7 +149,7 @@ def property_out(prop: PropertyDefinition) -> dict[str, Any]:
     }
 
 
-def _check_definition(type_: str, field_type: str, options: list[OptionInput] | None) -> None:
+def check_definition(type_: str, field_type: str, options: list[OptionInput] | None) -> None:
     allowed = FIELD_TYPES_BY_TYPE.get(type_)
     if allowed is None:
         raise HubSpotError(400, f"Invalid property type {type_!r}; use one of {', '.join(FIELD_TYPES_BY_TYPE)}",
@@ -173,7 +173,7 @@ async def _create(session: Any, account_id: int, objectType: str, payload: Prope
                                 "underscores, starting with a letter (at most 100 characters)",
                            errors=[{"message": "invalid name", "code": "INVALID_PROPERTY_NAME", "in": "name"}])
     options = payload.options if payload.type == "enumeration" else []
-    _check_definition(payload.type, payload.fieldType, options if payload.type == "enumeration" else None)
+    check_definition(payload.type, payload.fieldType, options if payload.type == "enumeration" else None)
     catalog = await load_catalog(session, account_id, object_type)
     if payload.name in catalog.properties:
         raise HubSpotError(409, f"A property named '{payload.name}' already exists.", category="CONFLICT",
@@ -350,7 +350,7 @@ async def update_property(objectType: str, propertyName: str, payload: PropertyU
         raise HubSpotError(400, f"{propertyName} is a HubSpot-defined property; its definition is read-only")
     new_type = payload.type or prop.type
     new_field_type = payload.fieldType or prop.field_type
-    _check_definition(new_type, new_field_type, payload.options)
+    check_definition(new_type, new_field_type, payload.options)
     columns = {"label": payload.label, "type": payload.type, "field_type": payload.fieldType,
                "group_name": payload.groupName, "description": payload.description,
                "display_order": payload.displayOrder, "hidden": payload.hidden, "form_field": payload.formField,
