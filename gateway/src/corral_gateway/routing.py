@@ -80,6 +80,7 @@ ROUTES: tuple[Route, ...] = (
     # HubSpot's merge endpoint lives among the objects but merge-svc decides merges.
     Route("/crm/v3/objects/*/merge", "merges", objects(3), methods=frozenset({"POST"}), exact=True),
     Route("/crm/v3/imports", "imports", fixed("crm.import")),
+    Route("/corral/v1/imports", "imports", fixed("crm.import")),
     Route("/corral/v1/capture", "imports", fixed("crm.import")),
     Route("/corral/v1/merges", "merges", fixed("corral.merges")),
     Route("/corral/v1/duplicates", "merges", fixed("corral.merges")),
