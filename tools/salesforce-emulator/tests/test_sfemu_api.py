@@ -402,3 +402,24 @@ async def test_admin_rejects_malformed_requests_with_400(sf: SalesforceApi) -> N
                                ("POST", "/faults", {"kind": "EARTHQUAKE"}), ("POST", "/objects", {"name": "NoSuffix"})]:
         response = await sf.client.request(method, f"/__emulator__{path}", json=body)
         assert response.status_code == 400, (path, response.text)
+
+
+async def test_child_relationship_subqueries(sf: SalesforceApi, org: Org) -> None:
+    org.page_size = 2000
+    await sf.admin("POST", "/objects", json={"name": "Invoice__c", "fields": [
+        {"name": "Account__c", "type": "reference", "referenceTo": ["Account"]}]})
+    acme = await sf.create("Account", {"Name": "Acme"})
+    await sf.create("Account", {"Name": "Empty"})
+    for last_name in ("Cole", "Adams", "Baker"):
+        await sf.create("Contact", {"LastName": last_name, "AccountId": acme})
+    await sf.create("Invoice__c", {"Name": "INV-1", "Account__c": acme})
+    response = await sf.query("SELECT Name, (SELECT LastName FROM Contacts WHERE LastName != 'Baker' "
+                              "ORDER BY LastName), (SELECT Name FROM Invoices__r) FROM Account ORDER BY Name")
+    assert response.status_code == 200, response.text
+    acme_row, empty_row = response.json()["records"]
+    assert [child["LastName"] for child in acme_row["Contacts"]["records"]] == ["Adams", "Cole"]
+    assert acme_row["Contacts"]["totalSize"] == 2 and acme_row["Contacts"]["done"] is True
+    assert acme_row["Invoices__r"]["records"][0]["attributes"]["type"] == "Invoice__c"
+    assert empty_row["Contacts"] is None and empty_row["Invoices__r"] is None
+    unknown = await sf.query("SELECT Id, (SELECT Id FROM Bogus) FROM Account")
+    assert unknown.json()[0]["errorCode"] == "INVALID_TYPE"

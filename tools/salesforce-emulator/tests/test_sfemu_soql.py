@@ -190,3 +190,14 @@ def test_order_by_matches_a_reference_sort(rows: list[tuple[Any, Any]], descendi
     null_rows = sorted((r for r in records if r["NumberOfEmployees"] is None), key=name_key)
     expected = null_rows + non_null if effective_nulls_first else non_null + null_rows
     assert ordered == [record["Id"] for record in expected]
+
+
+def test_child_subqueries_parse_one_level_deep() -> None:
+    query = parse_soql("SELECT Name, (SELECT LastName FROM Contacts WHERE Email != null ORDER BY LastName LIMIT 3), "
+                       "Id FROM Account")
+    assert [path.text for path in query.fields] == ["Name", "Id"]
+    [child] = query.subqueries
+    assert child.sobject == "Contacts" and child.limit == 3 and child.order_by[0].path.text == "LastName"
+    with pytest.raises(SalesforceError) as nested:
+        parse_soql("SELECT Id, (SELECT Id, (SELECT Id FROM Tasks) FROM Contacts) FROM Account")
+    assert nested.value.error_code == "MALFORMED_QUERY"

@@ -44,6 +44,7 @@ class FieldDef:
     relationship_name: str | None = None
     cascade_delete: bool = False
     default_value: Any = None
+    child_relationship_name: str | None = None  # the parent's name for its children, when not the plural
 
     @property
     def required_on_create(self) -> bool:
@@ -230,7 +231,8 @@ def standard_objects() -> dict[str, SObjectDef]:
         _picklist("Type", "Account Type", ("Prospect", "Customer - Direct", "Customer - Channel",
                                            "Channel Partner / Reseller", "Installation Partner",
                                            "Technology Partner", "Other")),
-        FieldDef("ParentId", "reference", "Parent Account ID", reference_to=("Account",), relationship_name="Parent"),
+        FieldDef("ParentId", "reference", "Parent Account ID", reference_to=("Account",), relationship_name="Parent",
+                 child_relationship_name="ChildAccounts"),
         *_address("Billing", "Billing"),
         *_address("Shipping", "Shipping"),
         _text("Phone", "Account Phone", 40, "phone"),
@@ -264,7 +266,7 @@ def standard_objects() -> dict[str, SObjectDef]:
         FieldDef("AccountId", "reference", "Account ID", reference_to=("Account",), relationship_name="Account",
                  cascade_delete=True),
         FieldDef("ReportsToId", "reference", "Reports To ID", reference_to=("Contact",),
-                 relationship_name="ReportsTo"),
+                 relationship_name="ReportsTo", child_relationship_name="DirectReports"),
         _text("Department", "Department", 80),
         FieldDef("Birthdate", "date", "Birthdate"),
         *_address("Mailing", "Mailing"),
@@ -343,6 +345,7 @@ def custom_field_from_spec(spec: dict[str, Any]) -> FieldDef:
         restricted_picklist=spec.get("restrictedPicklist", False), reference_to=reference_to,
         relationship_name=relationship, cascade_delete=spec.get("cascadeDelete", False),
         default_value=spec.get("defaultValue", False if kind == "boolean" else None),
+        child_relationship_name=spec.get("childRelationshipName"),
     )
 
 

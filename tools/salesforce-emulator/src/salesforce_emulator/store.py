@@ -21,12 +21,19 @@ from salesforce_emulator import ids
 from salesforce_emulator.clock import EmulatorClock, format_datetime, parse_datetime
 from salesforce_emulator.errors import SalesforceError, entity_is_deleted, malformed_id, not_found
 from salesforce_emulator.schema import (
+    FieldDef,
     SObjectDef,
     custom_field_from_spec,
     custom_object_from_spec,
     standard_objects,
 )
-from salesforce_emulator.soql.compiler import CompiledQuery, QueryCompiler, ResolvedPath, sort_records
+from salesforce_emulator.soql.compiler import (
+    ChildQuery,
+    CompiledQuery,
+    QueryCompiler,
+    ResolvedPath,
+    sort_records,
+)
 from salesforce_emulator.soql.parser import parse_soql
 from salesforce_emulator.validation import missing_required, normalise_write
 
@@ -196,19 +203,40 @@ class RecordStore:
             self.schema_modified = self.clock.now()
             return definition
 
+    @staticmethod
+    def _child_relationship_name(child: SObjectDef, child_field: FieldDef) -> str | None:
+        if child_field.name in ("CreatedById", "LastModifiedById", "OwnerId"):
+            return None
+        if child_field.child_relationship_name:
+            return child_field.child_relationship_name
+        if child.custom or child_field.custom:
+            return child.label_plural.replace(" ", "_") + "__r"
+        return child.label_plural.replace(" ", "")
+
     def child_relationships(self, parent: SObjectDef) -> list[dict[str, Any]]:
         relationships = []
         for child in self.objects.values():
             for child_field in child.fields.values():
                 if parent.name in child_field.reference_to and child_field.relationship_name:
-                    plural = child.label_plural.replace(" ", "") if not child.custom else child.name[:-3] + "__r"
                     relationships.append({
                         "cascadeDelete": child_field.cascade_delete, "childSObject": child.name,
                         "deprecatedAndHidden": False, "field": child_field.name, "junctionIdListNames": [],
-                        "junctionReferenceTo": [], "relationshipName": plural if child_field.name not in
-                        ("CreatedById", "LastModifiedById", "OwnerId") else None,
+                        "junctionReferenceTo": [],
+                        "relationshipName": self._child_relationship_name(child, child_field),
                         "restrictedDelete": False})
         return relationships
+
+    def child_relationship(self, parent: SObjectDef, name: str) -> tuple[SObjectDef, FieldDef, str] | None:
+        """Resolve a subquery's FROM (e.g. `Contacts`) to the child object, its reference field and the
+        relationship's own spelling."""
+        wanted = name.lower()
+        for child in self.objects.values():
+            for child_field in child.fields.values():
+                if parent.name in child_field.reference_to:
+                    relationship_name = self._child_relationship_name(child, child_field)
+                    if relationship_name and relationship_name.lower() == wanted:
+                        return child, child_field, relationship_name
+        return None
 
     # -- reading -------------------------------------------------------------------------------------------
     def fetch(self, record_id: str) -> Record | None:
@@ -531,7 +559,8 @@ class RecordStore:
 
     # -- queries -------------------------------------------------------------------------------------------
     def compile_query(self, soql: str) -> CompiledQuery:
-        return QueryCompiler(soql, self.describe, self.fetch, self.clock.now()).compile(parse_soql(soql))
+        return QueryCompiler(soql, self.describe, self.fetch, self.clock.now(),
+                             self.child_relationship).compile(parse_soql(soql))
 
     def run_query(self, soql: str, *, include_deleted: bool, version: str) -> tuple[CompiledQuery, list[Record],
                                                                                   Callable[[Record], Record]]:
@@ -553,7 +582,30 @@ class RecordStore:
             rows = rows[compiled.offset:]
         if compiled.limit is not None:
             rows = rows[: compiled.limit]
-        return compiled, rows, build_projection(compiled, version, self.fetch)
+        children = [(child.relationship_name, self._child_rows(child, rows, include_deleted),
+                     build_projection(child.compiled, version, self.fetch)) for child in compiled.children]
+        return compiled, rows, build_projection(compiled, version, self.fetch, children)
+
+    def _child_rows(self, child: ChildQuery, parents: list[Record],
+                    include_deleted: bool) -> dict[str, list[Record]]:
+        """One pass over the child object for the whole result, grouped by parent id."""
+        parent_ids = {parent["Id"] for parent in parents}
+        reference = child.reference_field
+        predicate = child.compiled.predicate
+        with self.lock:
+            candidates = list(self.by_type[child.compiled.sobject.name].values())
+        groups: dict[str, list[Record]] = {}
+        for record in candidates:
+            parent_id = record.get(reference)
+            if parent_id in parent_ids and (include_deleted or not record["IsDeleted"]) and predicate(record):
+                groups.setdefault(parent_id, []).append(record)
+        for parent_id, group in groups.items():
+            if child.compiled.order:
+                sort_records(group, child.compiled.order)
+            start = child.compiled.offset or 0
+            end = start + child.compiled.limit if child.compiled.limit is not None else None
+            groups[parent_id] = group[start:end]
+        return groups
 
     def open_cursor(self, rows: list[Record], projection: Callable[[Record], Record], page_size: int) -> str:
         with self.lock:
@@ -599,8 +651,11 @@ def _derive_fields(sobject: SObjectDef, record: Record) -> None:
             record["Probability"] = {"Closed Won": 100, "Closed Lost": 0}.get(stage, 10)
 
 
-def build_projection(compiled: CompiledQuery, version: str,
-                     fetch: Callable[[str], Record | None]) -> Callable[[Record], Record]:
+ChildRows = tuple[str, dict[str, list[Record]], Callable[[Record], Record]]
+
+
+def build_projection(compiled: CompiledQuery, version: str, fetch: Callable[[str], Record | None],
+                     children: list[ChildRows] | None = None) -> Callable[[Record], Record]:
     """A function from a stored record to the query's output shape, parent relationships nested.
 
     Each level of the plan becomes its own closure once, so projecting a 2000-row page does no plan walking."""
@@ -655,7 +710,20 @@ def build_projection(compiled: CompiledQuery, version: str,
 
         return project_nested
 
-    return compile_level(_projection_plan(compiled.selected), compiled.type_spelling)
+    project = compile_level(_projection_plan(compiled.selected), compiled.type_spelling)
+    if not children:
+        return project
+
+    def project_with_children(record: Record) -> Record:
+        output = project(record)
+        for relationship_name, groups, project_child in children:
+            rows = groups.get(record["Id"])
+            # Salesforce gives a nested query result per parent, and null when there are no children.
+            output[relationship_name] = {"totalSize": len(rows), "done": True,
+                                         "records": [project_child(row) for row in rows]} if rows else None
+        return output
+
+    return project_with_children
 
 
 def _projection_plan(selected: list[ResolvedPath]) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -44,15 +44,30 @@ class CompiledQuery:
     order: list[tuple[Getter, bool, bool]]  # getter, descending, nulls_first
     limit: int | None
     offset: int | None
+    children: list[ChildQuery] = field(default_factory=list)
+
+
+@dataclass
+class ChildQuery:
+    """A compiled `(SELECT ... FROM Contacts)`: the child rows whose `reference_field` points at the parent."""
+
+    relationship_name: str
+    reference_field: str
+    compiled: CompiledQuery
+
+
+ChildLookup = Callable[[SObjectDef, str], tuple[SObjectDef, FieldDef, str] | None]
 
 
 class QueryCompiler:
     def __init__(self, soql: str, describe: Callable[[str], SObjectDef | None],
-                 fetch: Callable[[str], Record | None], now: datetime) -> None:
+                 fetch: Callable[[str], Record | None], now: datetime,
+                 child_relationship: ChildLookup | None = None) -> None:
         self.soql = soql
         self.describe = describe
         self.fetch = fetch
         self.now = now
+        self.child_relationship = child_relationship
 
     # -- errors in Salesforce's words --------------------------------------------------------------------
     def located(self, code: str, position: int, detail: str) -> SalesforceError:
@@ -65,8 +80,8 @@ class QueryCompiler:
                                           f"{detail}")
 
     # -- compile ------------------------------------------------------------------------------------------
-    def compile(self, query: Query) -> CompiledQuery:
-        sobject = self.describe(query.sobject)
+    def compile(self, query: Query, sobject: SObjectDef | None = None) -> CompiledQuery:
+        sobject = sobject or self.describe(query.sobject)
         if sobject is None:
             raise self.located("INVALID_TYPE", query.sobject_position,
                                f"sObject type '{query.sobject}' is not supported. If you are attempting to use a "
@@ -79,8 +94,22 @@ class QueryCompiler:
             resolved = self.resolve(sobject, key.path)
             nulls_first = key.nulls_first if key.nulls_first is not None else not key.descending
             order.append((self.sort_getter(resolved), key.descending, nulls_first))
+        children = [self.compile_child(sobject, subquery) for subquery in query.subqueries]
         return CompiledQuery(sobject, query.sobject, query.count_only, selected, predicate, order, query.limit,
-                             query.offset)
+                             query.offset, children)
+
+    def compile_child(self, parent: SObjectDef, subquery: Query) -> ChildQuery:
+        found = self.child_relationship(parent, subquery.sobject) if self.child_relationship else None
+        if found is None:
+            raise self.located("INVALID_TYPE", subquery.sobject_position,
+                               f"Didn't understand relationship '{subquery.sobject}' in FROM part of query call. "
+                               "If you are attempting to use a custom relationship, be sure to append the '__r' "
+                               "after the custom relationship name. Please reference your WSDL or the describe "
+                               "call for the appropriate names.")
+        child, reference, relationship_name = found
+        compiled = self.compile(subquery, child)
+        compiled.type_spelling = child.name
+        return ChildQuery(relationship_name, reference.name, compiled)
 
     def resolve(self, sobject: SObjectDef, path: FieldPath) -> ResolvedPath:
         parts = list(path.parts)

@@ -2,7 +2,8 @@
 
 Grammar (the subset Corral's sync needs):
     query      := SELECT select FROM ident [WHERE or] [ORDER BY order (',' order)*] [LIMIT int] [OFFSET int]
-    select     := COUNT '(' ')' | path (',' path)*
+    select     := COUNT '(' ')' | item (',' item)*
+    item       := path | '(' query ')'          (a child-relationship subquery, one level deep)
     path       := ident ('.' ident)*
     or         := and (OR and)*
     and        := not (AND not)*
@@ -14,6 +15,7 @@ Grammar (the subset Corral's sync needs):
 
 from __future__ import annotations
 
+from salesforce_emulator.errors import SalesforceError
 from salesforce_emulator.soql.syntax import (
     BooleanOp,
     Comparison,
@@ -80,15 +82,19 @@ class _Parser:
     def parse(self) -> Query:
         if not self.at_keyword("SELECT"):
             # Salesforce answers a bad first word without the row/column preamble.
-            from salesforce_emulator.errors import SalesforceError
-
             raise SalesforceError(400, "MALFORMED_QUERY", f"unexpected token: {self.current.value}")
-        self.advance()
-        fields, count_only = self.parse_select_list()
+        query = self.parse_query(nested=False)
+        if self.current.kind != "eof":
+            raise self.unexpected()
+        return query
+
+    def parse_query(self, *, nested: bool) -> Query:
+        self.expect_keyword("SELECT")
+        fields, count_only, subqueries = self.parse_select_list(nested=nested)
         self.expect_keyword("FROM")
         sobject = self.expect_identifier()
         query = Query(fields=fields, sobject=sobject.value, sobject_position=sobject.position,
-                      count_only=count_only)
+                      count_only=count_only, subqueries=subqueries)
         if self.at_keyword("WHERE"):
             self.advance()
             query.where = self.parse_or()
@@ -105,21 +111,27 @@ class _Parser:
         if self.at_keyword("OFFSET"):
             self.advance()
             query.offset = self.parse_non_negative_integer()
-        if self.current.kind != "eof":
-            raise self.unexpected()
         return query
 
-    def parse_select_list(self) -> tuple[list[FieldPath], bool]:
-        if self.at_keyword("COUNT"):
+    def parse_select_list(self, *, nested: bool) -> tuple[list[FieldPath], bool, list[Query]]:
+        if self.at_keyword("COUNT") and not nested:
             self.advance()
             self.expect_punct("(")
             self.expect_punct(")")
-            return [], True
-        fields = [self.parse_path()]
-        while self.at_punct(","):
+            return [], True, []
+        fields: list[FieldPath] = []
+        subqueries: list[Query] = []
+        while True:
+            next_token = self.tokens[self.index + 1] if self.index + 1 < len(self.tokens) else self.current
+            if self.at_punct("(") and not nested and next_token.kind == "keyword" and next_token.upper == "SELECT":
+                self.advance()
+                subqueries.append(self.parse_query(nested=True))
+                self.expect_punct(")")
+            else:
+                fields.append(self.parse_path())
+            if not self.at_punct(","):
+                return fields, False, subqueries
             self.advance()
-            fields.append(self.parse_path())
-        return fields, False
 
     def parse_path(self) -> FieldPath:
         first = self.expect_identifier()

@@ -64,3 +64,5 @@ class Query:
     order_by: list[OrderKey] = field(default_factory=list)
     limit: int | None = None
     offset: int | None = None
+    # Child-relationship subqueries, e.g. (SELECT Id FROM Contacts); their `sobject` is the relationship name.
+    subqueries: list[Query] = field(default_factory=list)
