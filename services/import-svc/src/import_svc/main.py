@@ -4,22 +4,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from crm_common import cli
-from crm_common.app import create_service_app
+from crm_common.app import ServiceRuntime, create_service_app
+from crm_common.http import ServiceClient
+from import_svc.api import imports, preview
+from import_svc.records import RecordsClient
 from import_svc.settings import Settings
+from import_svc.worker import ImportWorker
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, records_transport: httpx.AsyncBaseTransport | None = None
+               ) -> FastAPI:
+    """`records_transport` lets tests run records-svc in-process (httpx.ASGITransport)."""
     settings = settings or Settings()
+
+    async def start(runtime: ServiceRuntime) -> None:
+        client = ServiceClient(base_url=settings.records_url, secret=settings.internal_secret,
+                               caller=settings.service_name, timeout=settings.records_timeout,
+                               transport=records_transport)
+        runtime.extras["records_http"] = client
+        runtime.extras["records"] = RecordsClient(client)
+        Path(settings.file_store_dir).mkdir(parents=True, exist_ok=True)
+        if settings.run_worker:
+            worker = ImportWorker(runtime, runtime.extras["records"], settings)
+            runtime.extras["worker"] = worker
+            worker.start()
+
+    async def stop(runtime: ServiceRuntime) -> None:
+        worker = runtime.extras.get("worker")
+        if worker is not None:
+            await worker.stop()
+        client = runtime.extras.get("records_http")
+        if client is not None:
+            await client.aclose()
+
     return create_service_app(
         settings=settings,
         title="Corral import service",
         description="Imports of CSV/XLSX files and mobile capture (HubSpot imports API compatible).",
-        routers=[],
+        routers=[imports.router, imports.corral_router, preview.router],
+        on_startup=[start],
+        on_shutdown=[stop],
     )
 
 

@@ -9,3 +9,18 @@ class Settings(BaseServiceSettings):
     service_name: str = "import-svc"
     port: int = 8102
     database_url: str = f"{DEFAULT_PG_URL}/corral_imports"
+    records_url: str = "http://127.0.0.1:8101"
+    records_timeout: float = 300.0
+    file_store_dir: str = ".run/import-files"
+
+    # The worker: rows per bulk call to records-svc, jobs run at once by one replica, how often an
+    # idle worker looks for work, and how long a claimed job stays owned without a checkpoint.
+    run_worker: bool = True
+    worker_batch_size: int = 5_000
+    worker_concurrency: int = 2
+    worker_poll_interval: float = 1.0
+    worker_lease_seconds: float = 120.0
+    max_processing_per_account: int = 3
+    # Fault injection for the crash tests: the worker dies right after the records call of this
+    # batch (1-based), before its checkpoint. Never set in a deployment.
+    worker_crash_after_batches: int | None = None

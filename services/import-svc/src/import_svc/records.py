@@ -1,0 +1,103 @@
+"""records-svc as the import sees it: its internal bulk API plus the public property routes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+
+from crm_common.http import ServiceClient
+
+log = structlog.get_logger(__name__)
+
+RETRIES = 5
+
+
+class RecordsError(Exception):
+    def __init__(self, status: int, body: Any, what: str) -> None:
+        message = body.get("message") if isinstance(body, dict) else str(body)
+        super().__init__(f"records-svc {what} answered {status}: {message}")
+        self.status = status
+        self.body = body
+        self.message = message or ""
+
+
+class RecordsClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def _call(self, method: str, url: str, *, account_id: int, what: str, **kwargs: Any) -> Any:
+        """Retries what a retry can fix: connection errors, 409 unique races, 5xx (every call is idempotent)."""
+        delay = 0.2
+        for attempt in range(RETRIES):
+            try:
+                response = await self._client.request(method, url, account_id=account_id, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == RETRIES - 1:
+                    raise RecordsError(503, {"message": repr(exc)}, what) from exc
+                log.warning("records-svc unreachable; retrying", error=repr(exc), what=what)
+            else:
+                if response.status_code < 300:
+                    return orjson.loads(response.content) if response.content else None
+                retryable = response.status_code in (409, 429) or response.status_code >= 500
+                body = _json(response)
+                if not retryable or attempt == RETRIES - 1:
+                    raise RecordsError(response.status_code, body, what)
+            await asyncio.sleep(delay)
+            delay = min(delay * 3, 5.0)
+        raise AssertionError("unreachable")
+
+    async def properties(self, account_id: int, object_type: str) -> dict[str, dict[str, Any]]:
+        body = await self._call("GET", f"/crm/v3/properties/{object_type}", account_id=account_id,
+                                what="list properties")
+        return {p["name"]: p for p in body.get("results", [])}
+
+    async def create_property(self, account_id: int, object_type: str, definition: dict[str, Any]) -> dict[str, Any]:
+        response = await self._client.request("POST", f"/crm/v3/properties/{object_type}", account_id=account_id,
+                                              json=definition)
+        if response.status_code == 409:  # created by an earlier attempt of this import
+            return definition
+        if response.status_code >= 300:
+            raise RecordsError(response.status_code, _json(response), "create property")
+        return orjson.loads(response.content)
+
+    async def bulk_upsert(self, account_id: int, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", f"/internal/v1/records/{object_type}/bulk-upsert", account_id=account_id,
+                                what="bulk-upsert", content=orjson.dumps(body),
+                                headers={"content-type": "application/json"})
+
+    async def resolve(self, account_id: int, object_type: str, prop: str, values: list[str]) -> dict[str, list[str]]:
+        if not values:
+            return {}
+        body = await self._call("POST", f"/internal/v1/records/{object_type}/resolve", account_id=account_id,
+                                what="resolve", content=orjson.dumps({"property": prop, "values": values}),
+                                headers={"content-type": "application/json"})
+        return {str(k).lower(): [str(i) for i in v] for k, v in (body.get("matches") or {}).items()}
+
+    async def associate(self, account_id: int, operation_id: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not inputs:
+            return []
+        body = await self._call("POST", "/internal/v1/associations/bulk", account_id=account_id,
+                                what="associations/bulk",
+                                content=orjson.dumps({"operationId": operation_id, "inputs": inputs}),
+                                headers={"content-type": "application/json"})
+        return body.get("results", [])
+
+    async def association_labels(self, account_id: int, from_type: str, to_type: str) -> list[dict[str, Any]]:
+        body = await self._call("GET", f"/crm/v4/associations/{from_type}/{to_type}/labels", account_id=account_id,
+                                what="association labels")
+        return body.get("results", [])
+
+    async def undo(self, account_id: int, operation_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/internal/v1/operations/{operation_id}/undo", account_id=account_id,
+                                what="undo")
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return {"message": response.text[:500]}

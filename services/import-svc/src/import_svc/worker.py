@@ -1,0 +1,220 @@
+"""The import worker: claims imports with FOR UPDATE SKIP LOCKED and runs them batch by batch.
+
+A batch's error rows and the checkpoint after it (position + counters) commit together, so after
+a crash the next owner (any replica, once the lease has expired) starts at the first row that was
+not checkpointed. The records calls of that batch may have happened already; they are idempotent
+by key, so sending them again writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from crm_common.app import ServiceRuntime
+from crm_common.cloudevents import CloudEvent
+from crm_common.db import transaction
+from crm_common.outbox import add_event
+from import_svc import repository
+from import_svc.files import FileLayout, FileProblem, batches, inspect
+from import_svc.pipeline import BoundFile, JobContext, process_batch
+from import_svc.plan import InvalidImportRequest, bind_columns, parse_plan
+from import_svc.records import RecordsClient, RecordsError
+from import_svc.settings import Settings
+from import_svc.values import number_format_for, zone
+
+log = structlog.get_logger(__name__)
+
+
+class SimulatedCrash(Exception):
+    """Raised by the fault-injection setting: the worker stops as if its process died."""
+
+
+def import_event(event_type: str, row: dict[str, Any], **data: Any) -> CloudEvent:
+    return CloudEvent(source="import-svc", type=event_type, subject=f"imports/{row['id']}",
+                      corralaccount=row["account_id"],
+                      data={"importId": str(row["id"]), "name": row["name"], "state": row["state"], **data})
+
+
+class ImportWorker:
+    def __init__(self, runtime: ServiceRuntime, records: RecordsClient, settings: Settings) -> None:
+        self.runtime = runtime
+        self.records = records
+        self.settings = settings
+        self.owner = f"{settings.service_name}:{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="import-worker")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        tasks = [t for t in (self._task, *self._running) if t]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._slots.acquire()
+                try:
+                    async with transaction(self.runtime.sessionmaker) as session:
+                        job = await repository.claim_next(
+                            session, owner=self.owner, lease_seconds=self.settings.worker_lease_seconds,
+                            per_account=self.settings.max_processing_per_account)
+                        await repository.defer_waiting(session, self.settings.max_processing_per_account)
+                        if job and job["first_start"]:
+                            await add_event(session, import_event("import.started", job))
+                except BaseException:
+                    self._slots.release()
+                    raise
+                if job is None:
+                    self._slots.release()
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.settings.worker_poll_interval)
+                    continue
+                task = asyncio.create_task(self._run_guarded(job["id"]), name=f"import-{job['id']}")
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("import worker loop error; retrying", error=repr(exc))
+                await asyncio.sleep(self.settings.worker_poll_interval)
+
+    async def _run_guarded(self, import_id: int) -> None:
+        try:
+            await self.run(import_id)
+        except SimulatedCrash:
+            log.warning("simulated crash", import_id=import_id)
+            self._stopping = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("import failed", import_id=import_id, error=repr(exc))
+            await self._fail(import_id, f"Internal error: {exc}")
+        finally:
+            self._slots.release()
+            self._wake.set()
+
+    async def _fail(self, import_id: int, message: str) -> None:
+        async with transaction(self.runtime.sessionmaker) as session:
+            if not await repository.lock_for_checkpoint(session, import_id, self.owner):
+                return
+            checkpoint = await repository.get_checkpoint(session, import_id)
+            row = await repository.set_state(session, import_id, "FAILED", completed=True, failure=message,
+                                             counters=checkpoint["counters"])
+            await add_event(session, import_event("import.failed", row, message=message,
+                                                  counters=checkpoint["counters"]))
+
+    async def run(self, import_id: int) -> None:
+        async with transaction(self.runtime.sessionmaker) as session:
+            job = await repository.load_import(session, import_id)
+            files = await repository.file_rows(session, import_id)
+            checkpoint = await repository.get_checkpoint(session, import_id)
+        assert job is not None
+        try:
+            plan = parse_plan(job["request"])
+        except InvalidImportRequest as exc:
+            await self._fail(import_id, str(exc))
+            return
+        ctx = JobContext(import_id=import_id, account_id=job["account_id"], plan=plan, records=self.records,
+                         catalogs={}, number_format=number_format_for(plan.number_format),
+                         time_zone=zone(plan.time_zone))
+        try:
+            await self._prepare_properties(ctx)
+        except RecordsError as exc:
+            await self._fail(import_id, f"Could not read the properties: {exc.message}")
+            return
+        bound_files: list[BoundFile] = []
+        for file_row, file_plan in zip(files, plan.files, strict=False):
+            try:
+                layout = await asyncio.to_thread(inspect, Path(file_row["path"]), file_row["file_name"],
+                                                 file_row["file_format"], count_rows=False)
+            except FileProblem as exc:
+                await self._fail(import_id, str(exc))
+                return
+            bound_files.append(BoundFile(file_id=file_row["id"], plan=file_plan,
+                                         columns=bind_columns(file_plan, layout.header if file_plan.has_header
+                                                              else None), layout=layout, path=Path(file_row["path"])))
+        # Files with the unique key of a linked import go first, so the other file's rows find them.
+        ordered = sorted(bound_files, key=lambda b: (any(c.is_foreign_key for c in b.columns), b.plan.position))
+        counters: Counter[str] = Counter(checkpoint["counters"])
+        batches_done = int(checkpoint["batches"])
+        for step, bound in enumerate(ordered):
+            if step < checkpoint["file_position"]:
+                continue
+            skip = int(checkpoint["rows_done"]) if step == checkpoint["file_position"] else 0
+            rows_done = skip
+            iterator = batches(bound.path, bound.layout, size=self.settings.worker_batch_size, skip_data_rows=skip,
+                               has_header=bound.plan.has_header)
+            while True:
+                batch = await asyncio.to_thread(next, iterator, None)
+                if batch is None:
+                    break
+                outcome = await process_batch(ctx, bound, batch)
+                batches_done += 1
+                if self.settings.worker_crash_after_batches and batches_done >= self.settings.worker_crash_after_batches:
+                    raise SimulatedCrash()
+                counters.update(outcome.counters)
+                rows_done += len(batch)
+                async with transaction(self.runtime.sessionmaker) as session:
+                    if not await repository.lock_for_checkpoint(session, import_id, self.owner):
+                        log.info("import no longer ours (canceled or taken over); stopping", import_id=import_id)
+                        return
+                    await repository.insert_errors(session, import_id, outcome.errors)
+                    await repository.save_checkpoint(session, import_id, file_position=step, rows_done=rows_done,
+                                                     batches=batches_done, counters=dict(counters),
+                                                     lease_seconds=self.settings.worker_lease_seconds)
+            async with transaction(self.runtime.sessionmaker) as session:
+                if not await repository.lock_for_checkpoint(session, import_id, self.owner):
+                    return
+                await repository.save_checkpoint(session, import_id, file_position=step + 1, rows_done=0,
+                                                 batches=batches_done, counters=dict(counters),
+                                                 lease_seconds=self.settings.worker_lease_seconds)
+        async with transaction(self.runtime.sessionmaker) as session:
+            if not await repository.lock_for_checkpoint(session, import_id, self.owner):
+                return
+            row = await repository.set_state(session, import_id, "DONE", completed=True, counters=dict(counters))
+            await add_event(session, import_event("import.completed", row, counters=dict(counters)))
+        log.info("import done", import_id=import_id, counters=dict(counters))
+
+    async def _prepare_properties(self, ctx: JobContext) -> None:
+        """Each mapped type's properties, after creating the custom ones the request asks for."""
+        for type_id in ctx.plan.mapped_object_type_ids():
+            ctx.catalogs[type_id] = await self.records.properties(ctx.account_id, type_id)
+        for file_plan in ctx.plan.files:
+            for column in file_plan.columns:
+                if (column.new_property is None or not column.is_property or column.property_name in
+                        ctx.catalogs.get(column.object_type_id or "", {})):
+                    continue
+                spec = column.new_property
+                definition = {"name": column.property_name, "label": spec.get("label") or column.name,
+                              "type": spec.get("type", "string"), "fieldType": spec.get("fieldType", "text"),
+                              "groupName": spec.get("groupName", "contactinformation" if column.object_type_id == "0-1"
+                                                    else "companyinformation"),
+                              **{k: v for k, v in spec.items() if k in ("options", "description", "hasUniqueValue")}}
+                created = await self.records.create_property(ctx.account_id, column.object_type_id or "", definition)
+                ctx.catalogs.setdefault(column.object_type_id or "", {})[column.property_name or ""] = created
+
+
+def layout_for(path: Path, file_name: str, file_format: str) -> FileLayout:
+    return inspect(path, file_name, file_format, count_rows=False)
