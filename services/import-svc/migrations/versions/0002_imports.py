@@ -13,8 +13,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("""
-        CREATE TABLE imports (
+    # import_checkpoints: one row per import, where the worker is (file position, data rows done in
+    # it) and the counters so far; written in the same transaction as the batch's error rows.
+    statements = [
+        """CREATE TABLE imports (
             id bigserial PRIMARY KEY,
             account_id bigint NOT NULL,
             name text NOT NULL DEFAULT '',
@@ -30,11 +32,10 @@ def upgrade() -> None:
             updated_at timestamptz NOT NULL DEFAULT now(),
             started_at timestamptz,
             completed_at timestamptz
-        );
-        CREATE INDEX imports_account ON imports (account_id, id);
-        CREATE INDEX imports_runnable ON imports (state, id) WHERE state IN ('STARTED', 'DEFERRED', 'PROCESSING');
-
-        CREATE TABLE import_files (
+        )""",
+        """CREATE INDEX imports_account ON imports (account_id, id)""",
+        """CREATE INDEX imports_runnable ON imports (state, id) WHERE state IN ('STARTED', 'DEFERRED', 'PROCESSING')""",
+        """CREATE TABLE import_files (
             id bigserial PRIMARY KEY,
             import_id bigint NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
             position int NOT NULL,
@@ -43,9 +44,8 @@ def upgrade() -> None:
             size_bytes bigint NOT NULL,
             file_format text NOT NULL,
             UNIQUE (import_id, position)
-        );
-
-        CREATE TABLE import_errors (
+        )""",
+        """CREATE TABLE import_errors (
             id bigserial PRIMARY KEY,
             import_id bigint NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
             file_id bigint NOT NULL,
@@ -58,20 +58,19 @@ def upgrade() -> None:
             object_type_id text,
             row_data jsonb NOT NULL DEFAULT '[]'::jsonb,
             created_at timestamptz NOT NULL DEFAULT now()
-        );
-        CREATE INDEX import_errors_import ON import_errors (import_id, id);
-
-        -- One row per import: where the worker is (file position, data rows done in it) and the
-        -- counters so far. Written in the same transaction as the batch's error rows.
-        CREATE TABLE import_checkpoints (
+        )""",
+        """CREATE INDEX import_errors_import ON import_errors (import_id, id)""",
+        """CREATE TABLE import_checkpoints (
             import_id bigint PRIMARY KEY REFERENCES imports (id) ON DELETE CASCADE,
             file_position int NOT NULL DEFAULT 0,
             rows_done bigint NOT NULL DEFAULT 0,
             batches int NOT NULL DEFAULT 0,
             counters jsonb NOT NULL DEFAULT '{}'::jsonb,
             updated_at timestamptz NOT NULL DEFAULT now()
-        );
-    """)
+        )""",
+    ]
+    for statement in statements:
+        op.execute(statement)
 
 
 def downgrade() -> None:
