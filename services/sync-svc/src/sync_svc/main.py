@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from crm_common import cli
 from crm_common.app import create_service_app
+from sync_svc.api import internal
 from sync_svc.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -19,7 +20,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         title="Corral Salesforce sync service",
         description="Two-way Salesforce sync: connections, object and field mappings, sync rules and errors.",
-        routers=[],
+        routers=[internal.router],
     )
 
 
