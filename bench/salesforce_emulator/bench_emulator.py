@@ -6,19 +6,22 @@ admin API, then measures with one keep-alive httpx client:
   * query pages per second (page size 2000, following nextRecordsUrl, with a parent field),
   * collection writes per second (POST composite/sobjects, 200 new contacts each).
 Each figure is printed with its ratio to the baseline, i.e. how much of the bare HTTP rate survives the
-emulator's own work. Run: `uv run python bench/salesforce_emulator/bench_emulator.py [--seconds 8]`.
+emulator's own work. The same two operations are then timed in-process (httpx.ASGITransport, no sockets)
+to show what the emulator itself costs per call. Run: `uv run python bench/salesforce_emulator/bench_emulator.py [--seconds 8]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 import orjson
@@ -26,6 +29,7 @@ import orjson
 API = "/services/data/v60.0"
 SEED_CONTACTS = 20_000
 PAGE_SIZE = 2000
+NEXT_RECORDS = re.compile(rb'"nextRecordsUrl":"([^"]+)"')
 
 
 def free_port() -> int:
@@ -75,6 +79,64 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
+    asyncio.run(run_in_process(arguments.seconds / 2))
+
+
+async def async_rate(action: Callable[[], Awaitable[int]], seconds: float) -> float:
+    await action()
+    units = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        units += await action()
+    return units / elapsed
+
+
+async def run_in_process(seconds: float) -> None:
+    """The same two operations through httpx.ASGITransport: no sockets, no HTTP parsing, and the client
+    never parses the JSON, so this is close to the emulator's own cost per call."""
+    from salesforce_emulator.app import create_app
+    from salesforce_emulator.settings import EmulatorSettings
+
+    app = create_app(EmulatorSettings(page_size=PAGE_SIZE, daily_api_requests=10**9))
+    store = app.state.org.store
+    account_id = store.create("Account", {"Name": "Bench Account"}, user_id=None)
+    for number in range(SEED_CONTACTS):
+        store.create("Contact", {"FirstName": "Bench", "LastName": f"Contact {number}",
+                                 "Email": f"bench{number}@example.com", "AccountId": account_id}, user_id=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://emulator") as client:
+        token = (await client.post("/services/oauth2/token", data={
+            "grant_type": "client_credentials", "client_id": "corral-emulator",
+            "client_secret": "corral-emulator-secret"})).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        soql = "SELECT Id, FirstName, LastName, Email, SystemModstamp, Account.Name FROM Contact"
+
+        async def query_all_pages() -> int:
+            body = (await client.get(f"{API}/query", params={"q": soql})).content
+            pages = 1
+            while match := NEXT_RECORDS.search(body):
+                body = (await client.get(match.group(1).decode())).content
+                pages += 1
+            return pages
+
+        serial = 0
+
+        async def collection_create() -> int:
+            nonlocal serial
+            serial += 1
+            records = [{"attributes": {"type": "Contact"}, "LastName": f"Write {serial}-{n}",
+                        "Email": f"w{serial}.{n}@example.com", "AccountId": account_id} for n in range(200)]
+            response = await client.post(f"{API}/composite/sobjects", content=orjson.dumps(
+                {"allOrNone": False, "records": records}), headers={"Content-Type": "application/json"})
+            assert response.status_code == 200
+            return 1
+
+        pages = await async_rate(query_all_pages, seconds)
+        writes = await async_rate(collection_create, seconds)
+    print(f"In-process through httpx.ASGITransport (no sockets; {seconds:g} s per figure):")
+    print(f"  query pages (2000 records)    {pages:9.1f} pages/s  = {pages * PAGE_SIZE:,.0f} records/s  "
+          f"({1000 / pages:.1f} ms per page)")
+    print(f"  collection creates (200 rows) {writes:9.1f} req/s    = {writes * 200:,.0f} records/s  "
+          f"({1000 / writes:.1f} ms per call)")
 
 
 def load_average() -> str:

@@ -9,16 +9,16 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_SHAPE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
 
+_UPPER_AS_ONE = str.maketrans({**{chr(code): "1" for code in range(ord("A"), ord("Z") + 1)},
+                               **{char: "0" for char in "abcdefghijklmnopqrstuvwxyz0123456789"}})
+
+
 def checksum_suffix(id15: str) -> str:
-    """The three characters Salesforce appends so that case-insensitive systems can tell ids apart."""
-    suffix = []
-    for chunk_start in (0, 5, 10):
-        bits = 0
-        for position, char in enumerate(id15[chunk_start : chunk_start + 5]):
-            if "A" <= char <= "Z":
-                bits |= 1 << position
-        suffix.append(_CHECKSUM_ALPHABET[bits])
-    return "".join(suffix)
+    """The three characters Salesforce appends so that case-insensitive systems can tell ids apart: per
+    5-character chunk, bit i is set when character i is upper case, and the 5-bit number picks A-Z0-5."""
+    flags = id15.translate(_UPPER_AS_ONE)
+    return (_CHECKSUM_ALPHABET[int(flags[4::-1], 2)] + _CHECKSUM_ALPHABET[int(flags[9:4:-1], 2)]
+            + _CHECKSUM_ALPHABET[int(flags[14:9:-1], 2)])
 
 
 def to_18(record_id: str) -> str:
@@ -45,6 +45,9 @@ def base62(number: int, width: int) -> str:
     return "".join(reversed(digits)).rjust(width, "0")
 
 
+_PAIRS = [first + second for first in _BASE62 for second in _BASE62]
+
+
 class IdGenerator:
     """Issues ids shaped like real ones: key prefix, a pod marker, a base-62 serial, and the checksum."""
 
@@ -54,8 +57,15 @@ class IdGenerator:
     def __init__(self, pod: str = "5g0") -> None:
         self._pod = pod
         self._serial = self._FIRST_SERIAL
+        self._high = -1
+        self._high_text = ""
 
     def next_id(self, key_prefix: str) -> str:
         self._serial += 1
-        id15 = key_prefix + self._pod + base62(self._serial, 9)
+        # Ids are minted on every insert: the upper seven digits change once per 3,844 ids, so they are
+        # converted only then and the lower two come from a table.
+        high, low = divmod(self._serial, 3844)
+        if high != self._high:
+            self._high, self._high_text = high, base62(high, 7)
+        id15 = key_prefix + self._pod + self._high_text + _PAIRS[low]
         return id15 + checksum_suffix(id15)
