@@ -26,8 +26,8 @@ class EmulatorClock:
 
 def format_datetime(moment: datetime) -> str:
     """Salesforce's datetime wire format, always UTC with milliseconds: 2024-05-01T10:00:00.000+0000."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    # isoformat is done in C; its "+00:00" tail becomes Salesforce's "+0000".
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "+0000"
 
 
 def format_date(day: date) -> str:
