@@ -64,7 +64,7 @@ def import_app_factory(imports_database: str, records_app: Any, file_store: Path
         async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://imports",
                                          timeout=120) as client:
-                client.app = manager.app  # type: ignore[attr-defined]
+                client.service_app = app  # type: ignore[attr-defined]
                 yield client
 
     return build

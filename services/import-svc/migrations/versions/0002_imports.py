@@ -66,6 +66,7 @@ def upgrade() -> None:
             rows_done bigint NOT NULL DEFAULT 0,
             batches int NOT NULL DEFAULT 0,
             counters jsonb NOT NULL DEFAULT '{}'::jsonb,
+            inflight_at timestamptz,
             updated_at timestamptz NOT NULL DEFAULT now()
         )""",
     ]

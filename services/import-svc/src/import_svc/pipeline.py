@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ class JobContext:
     number_format: NumberFormat
     time_zone: ZoneInfo | None
     label_ids: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    replay_since: datetime | None = None
 
     @property
     def operation_id(self) -> str:
@@ -247,10 +249,30 @@ async def _write_object_type(ctx: JobContext, bound: BoundFile, type_id: str, go
             {"CREATED": created, "UPDATED": updated, "UNCHANGED": unchanged}[result["status"]].add(str(record_id))
         updated -= created
         unchanged -= created | updated
+        if ctx.replay_since is not None and (updated or unchanged):
+            created, updated, unchanged = await _reclassify_replay(ctx, type_id, created, updated, unchanged)
         out.counters["CREATED_OBJECTS"] += len(created)
         out.counters["UPDATED_OBJECTS"] += len(updated)
         out.counters["UNCHANGED_OBJECTS"] += len(unchanged)
         out.counters["UNIQUE_OBJECTS_WRITTEN"] += len(created) + len(updated)
+
+
+async def _reclassify_replay(ctx: JobContext, type_id: str, created: set[str], updated: set[str],
+                             unchanged: set[str]) -> tuple[set[str], set[str], set[str]]:
+    """Records the crashed attempt created or updated count as such, not as UNCHANGED."""
+    assert ctx.replay_since is not None
+    since = ctx.replay_since.replace(microsecond=ctx.replay_since.microsecond // 1000 * 1000)  # records-svc sends ms
+    times = await ctx.records.timestamps(ctx.account_id, type_id, sorted(updated | unchanged))
+    for record_id in sorted(updated | unchanged):
+        created_at, updated_at = times.get(record_id, (None, None))
+        if created_at is not None and created_at >= since:
+            updated.discard(record_id)
+            unchanged.discard(record_id)
+            created.add(record_id)
+        elif updated_at is not None and updated_at >= since and record_id in unchanged:
+            unchanged.discard(record_id)
+            updated.add(record_id)
+    return created, updated, unchanged
 
 
 async def _companies_from_domains(ctx: JobContext, bound: BoundFile, good: list[tuple[int, list[str]]],

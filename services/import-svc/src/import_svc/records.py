@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -91,9 +92,29 @@ class RecordsClient:
                                 what="association labels")
         return body.get("results", [])
 
+    async def timestamps(self, account_id: int, object_type: str, ids: list[str]
+                         ) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """createdAt/updatedAt of records, through the public batch read (100 per call)."""
+        out: dict[str, tuple[datetime | None, datetime | None]] = {}
+        for start in range(0, len(ids), 100):
+            chunk = ids[start:start + 100]
+            body = await self._call("POST", f"/crm/v3/objects/{object_type}/batch/read", account_id=account_id,
+                                    what="batch read", content=orjson.dumps({"inputs": [{"id": i} for i in chunk],
+                                                                             "properties": ["hs_object_id"]}),
+                                    headers={"content-type": "application/json"})
+            for item in body.get("results", []):
+                out[str(item["id"])] = (_when(item.get("createdAt")), _when(item.get("updatedAt")))
+        return out
+
     async def undo(self, account_id: int, operation_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/internal/v1/operations/{operation_id}/undo", account_id=account_id,
                                 what="undo")
+
+
+def _when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def _json(response: httpx.Response) -> Any:

@@ -156,11 +156,17 @@ async def save_checkpoint(session: AsyncSession, import_id: int, *, file_positio
                           batches: int, counters: dict[str, int], lease_seconds: float) -> None:
     await session.execute(text("""
         UPDATE import_checkpoints SET file_position = :p, rows_done = :r, batches = :b, counters = CAST(:c AS jsonb),
-               updated_at = now() WHERE import_id = :i"""),
+               inflight_at = NULL, updated_at = now() WHERE import_id = :i"""),
         {"p": file_position, "r": rows_done, "b": batches, "c": orjson.dumps(counters).decode(), "i": import_id})
     await session.execute(text("""
         UPDATE imports SET lease_until = now() + make_interval(secs => :lease), updated_at = now() WHERE id = :i"""),
         {"lease": lease_seconds, "i": import_id})
+
+
+async def mark_inflight(session: AsyncSession, import_id: int) -> None:
+    """Written before a batch's records calls: a replay after a crash knows since when to look."""
+    await session.execute(text("UPDATE import_checkpoints SET inflight_at = now() WHERE import_id = :i"),
+                          {"i": import_id})
 
 
 async def insert_errors(session: AsyncSession, import_id: int, errors: list[dict[str, Any]]) -> None:

@@ -170,6 +170,12 @@ class ImportWorker:
                 batch = await asyncio.to_thread(next, iterator, None)
                 if batch is None:
                     break
+                # A batch that was in flight when the last owner died is sent again; records it wrote
+                # then come back UNCHANGED, and their timestamps tell the counters what really happened.
+                ctx.replay_since = checkpoint.get("inflight_at")
+                checkpoint["inflight_at"] = None
+                async with transaction(self.runtime.sessionmaker) as session:
+                    await repository.mark_inflight(session, import_id)
                 outcome = await process_batch(ctx, bound, batch)
                 batches_done += 1
                 if self.settings.worker_crash_after_batches and batches_done >= self.settings.worker_crash_after_batches:

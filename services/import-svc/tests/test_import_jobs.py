@@ -1,0 +1,185 @@
+"""Durable jobs: crash and resume, at most 3 running per account, cancel, list, revert, events."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import text
+
+from crm_common.testing import signed_headers
+
+from .conftest import all_errors, contacts_request, search_all, start_import, wait_final
+
+
+def contacts_csv(rows: list[tuple[str, str]]) -> bytes:
+    return ("Email,First Name\n" + "".join(f"{e},{n}\n" for e, n in rows)).encode()
+
+
+async def outbox_events(app: Any, import_id: str) -> list[str]:
+    async with app.state.runtime.sessionmaker() as session:
+        rows = (await session.execute(text("SELECT event_type, body FROM outbox ORDER BY id"))).all()
+    return [r[0] for r in rows if orjson.loads(bytes(r[1])).get("data", {}).get("importId") == import_id]
+
+
+async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, records: httpx.AsyncClient,
+                                                account_id: int) -> None:
+    # 40 rows in batches of 5; row 23 repeats row 3's email with a new name; row 30 has a bad email.
+    rows = [(f"c{i}@crash-imports.com", f"Name{i}") for i in range(40)]
+    rows[21] = ("c1@crash-imports.com", "Renamed")
+    rows[28] = ("not-an-email", "Bad")
+    request = contacts_request([("Email", "email"), ("First Name", "firstname")])
+    headers = signed_headers(account_id)
+    async with import_app_factory(worker_batch_size=5, worker_crash_after_batches=3,
+                                  worker_lease_seconds=1) as first:
+        first.headers.update(headers)
+        response = await start_import(first, request, {"contacts.csv": contacts_csv(rows)})
+        assert response.status_code == 200, response.text
+        import_id = response.json()["id"]
+        async with first.service_app.state.runtime.sessionmaker() as session:  # type: ignore[attr-defined]
+            for _ in range(200):
+                checkpoint = (await session.execute(text(
+                    "SELECT rows_done, inflight_at FROM import_checkpoints WHERE import_id = :i"),
+                    {"i": int(import_id)})).one()
+                await session.rollback()
+                status = (await first.get(f"/crm/v3/imports/{import_id}")).json()
+                worker = first.service_app.state.runtime.extras["worker"]  # type: ignore[attr-defined]
+                if worker._stopping:
+                    break
+                await asyncio.sleep(0.05)
+        # The third batch reached records-svc but its checkpoint never committed.
+        assert checkpoint[0] == 10 and checkpoint[1] is not None
+        assert status["state"] == "PROCESSING"
+        assert len(await search_all(records, "contacts", ["email"])) == 15
+
+    async with import_app_factory(worker_batch_size=5) as second:
+        second.headers.update(headers)
+        done = await wait_final(second, import_id)
+        assert done["state"] == "DONE", done
+        contacts = {c["properties"]["email"]: c["properties"]["firstname"]
+                    for c in await search_all(records, "contacts", ["email", "firstname"])}
+        assert len(contacts) == 38
+        assert contacts["c1@crash-imports.com"] == "Renamed"
+        counters = done["metadata"]["counters"]
+        assert counters["CREATED_OBJECTS"] == 38
+        assert counters["UPDATED_OBJECTS"] == 1
+        assert counters["ROWS_PROCESSED"] == 40
+        errors = await all_errors(second, import_id)
+        assert [(e["sourceData"]["lineNumber"], e["errorType"]) for e in errors] == [(30, "INVALID_EMAIL")]
+        events = await outbox_events(second.service_app, import_id)  # type: ignore[attr-defined]
+        assert events == ["import.started", "import.completed"]
+
+
+async def test_at_most_three_imports_run_per_account(import_app_factory: Any, account_id: int) -> None:
+    rows = [(f"d{i}@defer-imports.com", f"N{i}") for i in range(30)]
+    request = contacts_request([("Email", "email"), ("First Name", "firstname")])
+    async with import_app_factory(run_worker=False) as paused:
+        paused.headers.update(signed_headers(account_id))
+        started = [(await start_import(paused, request, {"contacts.csv": contacts_csv(rows)})).json()
+                   for _ in range(2)]
+        # Three already processing (simulated by leases held by another replica) leave no free slot.
+        async with paused.service_app.state.runtime.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+            await session.execute(text(
+                "UPDATE imports SET state = 'PROCESSING', lease_owner = 'elsewhere', "
+                "lease_until = now() + interval '1 hour' WHERE account_id = :a"), {"a": account_id})
+        extra = (await start_import(paused, request, {"contacts.csv": contacts_csv(rows)})).json()
+        assert extra["state"] == "STARTED"
+        fourth = (await start_import(paused, request, {"contacts.csv": contacts_csv(rows)})).json()
+        assert fourth["state"] == "DEFERRED"
+        async with paused.service_app.state.runtime.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+            await session.execute(text(
+                "UPDATE imports SET state = 'PROCESSING', lease_owner = 'elsewhere', "
+                "lease_until = now() + interval '1 hour' WHERE id = :i"), {"i": int(extra["id"])})
+    async with import_app_factory(worker_batch_size=5) as running:
+        running.headers.update(signed_headers(account_id))
+        await asyncio.sleep(0.5)
+        assert (await running.get(f"/crm/v3/imports/{fourth['id']}")).json()["state"] == "DEFERRED"
+        # One of the three finishes (its lease is released): the deferred import starts.
+        async with running.service_app.state.runtime.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+            await session.execute(text("UPDATE imports SET state = 'DONE', lease_owner = NULL WHERE id = :i"),
+                                  {"i": int(started[0]["id"])})
+        done = await wait_final(running, fourth["id"])
+        assert done["state"] == "DONE"
+        assert done["metadata"]["counters"]["CREATED_OBJECTS"] == 30
+        # Cancel the others (still owned by the vanished replica) so they do not linger.
+        for item in (started[1], extra):
+            answer = await running.post(f"/crm/v3/imports/{item['id']}/cancel")
+            assert answer.status_code == 200
+            assert answer.json()["status"] == "COMPLETE"
+            assert (await running.get(f"/crm/v3/imports/{item['id']}")).json()["state"] == "CANCELED"
+
+
+async def test_cancel_list_and_paging(import_app_factory: Any, account_id: int) -> None:
+    request = contacts_request([("Email", "email"), ("First Name", "firstname")], name="to cancel")
+    async with import_app_factory(run_worker=False) as paused:
+        paused.headers.update(signed_headers(account_id))
+        ids = [(await start_import(paused, request, {"contacts.csv": contacts_csv([("a@cancel-imports.com", "A")])},
+                                   path=path)).json()["id"] for path in ("/crm/v3/imports", "/crm/v3/imports/",
+                                                                          "/crm/v3/imports/")]
+        cancel = await paused.post(f"/crm/v3/imports/{ids[0]}/cancel")
+        assert cancel.status_code == 200
+        body = cancel.json()
+        assert body["status"] == "COMPLETE" and body["startedAt"] and body["completedAt"]
+        status = (await paused.get(f"/crm/v3/imports/{ids[0]}")).json()
+        assert status["state"] == "CANCELED"
+        assert "import.canceled" in await outbox_events(paused.service_app, ids[0])  # type: ignore[attr-defined]
+
+        first_page = (await paused.get("/crm/v3/imports/", params={"limit": 2})).json()
+        assert [r["id"] for r in first_page["results"]] == [ids[2], ids[1]]
+        after = first_page["paging"]["next"]["after"]
+        second_page = (await paused.get("/crm/v3/imports", params={"limit": 2, "after": after})).json()
+        assert [r["id"] for r in second_page["results"]] == [ids[0]]
+        assert "paging" not in second_page
+        # Another account sees none of them.
+        paused.headers.update(signed_headers(account_id + 100_000))
+        assert (await paused.get("/crm/v3/imports/")).json()["results"] == []
+        assert (await paused.get(f"/crm/v3/imports/{ids[1]}")).status_code == 404
+        paused.headers.update(signed_headers(account_id))
+        for import_id in ids[1:]:
+            await paused.post(f"/crm/v3/imports/{import_id}/cancel")
+
+
+async def test_revert_restores_overwritten_values_and_deletes_created(imports: httpx.AsyncClient,
+                                                                      records: httpx.AsyncClient) -> None:
+    existing = await records.post("/crm/v3/objects/contacts", json={"properties": {
+        "email": "old@revert-imports.com", "firstname": "Original", "lastname": "Kept", "city": "Lyon"}})
+    assert existing.status_code == 201, existing.text
+    existing_id = existing.json()["id"]
+    request = contacts_request([("Email", "email"), ("First Name", "firstname"), ("City", "city")],
+                               importOperations={"0-1": "UPSERT"})
+    content = b"Email,First Name,City\nold@revert-imports.com,Changed,\nnew@revert-imports.com,New,Paris\n"
+    done = await wait_final(imports, (await start_import(imports, request, {"c.csv": content})).json()["id"])
+    assert done["state"] == "DONE"
+    changed = (await records.get(f"/crm/v3/objects/contacts/{existing_id}",
+                                 params={"properties": "firstname,lastname,city"})).json()["properties"]
+    assert changed["firstname"] == "Changed" and changed["city"] == "Lyon"
+
+    reverted = await imports.post(f"/crm/v3/imports/{done['id']}/revert")
+    assert reverted.status_code == 200, reverted.text
+    body = reverted.json()
+    assert body["state"] == "REVERTED"
+    assert body["revert"]["conflicts"] == []
+    restored = (await records.get(f"/crm/v3/objects/contacts/{existing_id}",
+                                  params={"properties": "firstname,lastname,city"})).json()["properties"]
+    assert (restored["firstname"], restored["lastname"], restored["city"]) == ("Original", "Kept", "Lyon")
+    emails = {c["properties"]["email"] for c in await search_all(records, "contacts", ["email"])}
+    assert emails == {"old@revert-imports.com"}
+    assert (await imports.get(f"/crm/v3/imports/{done['id']}")).json()["state"] == "REVERTED"
+    assert (await imports.post(f"/crm/v3/imports/{done['id']}/revert")).status_code == 409
+    assert "import.reverted" in await outbox_events(imports.service_app, done["id"])  # type: ignore[attr-defined]
+
+
+async def test_revert_reports_values_changed_since(imports: httpx.AsyncClient, records: httpx.AsyncClient) -> None:
+    request = contacts_request([("Email", "email"), ("First Name", "firstname")])
+    existing = (await records.post("/crm/v3/objects/contacts", json={"properties": {
+        "email": "conflict@revert-imports.com", "firstname": "Before"}})).json()
+    done = await wait_final(imports, (await start_import(
+        imports, request, {"c.csv": b"Email,First Name\nconflict@revert-imports.com,Imported\n"})).json()["id"])
+    await records.patch(f"/crm/v3/objects/contacts/{existing['id']}", json={"properties": {"firstname": "Later"}})
+    body = (await imports.post(f"/crm/v3/imports/{done['id']}/revert")).json()
+    assert body["state"] == "REVERTED"
+    assert [(c["recordId"], c["property"]) for c in body["revert"]["conflicts"]] == [(existing["id"], "firstname")]
+    current = (await records.get(f"/crm/v3/objects/contacts/{existing['id']}")).json()["properties"]
+    assert current["firstname"] == "Later"
