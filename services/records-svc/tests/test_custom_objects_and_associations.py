@@ -44,7 +44,7 @@ async def test_custom_object_works_like_a_standard_one(api: httpx.AsyncClient) -
     dup_vin = await api.post(f"/crm/v3/objects/{type_id}", json={"properties": {"model": "Golf", "vin": "v1"}})
     assert dup_vin.status_code == 409
 
-    found = await api.post(f"/crm/v3/objects/cars/search", json={"query": "beetle", "properties": ["model"]})
+    found = await api.post("/crm/v3/objects/cars/search", json={"query": "beetle", "properties": ["model"]})
     assert [r["properties"]["model"] for r in found.json()["results"]] == ["Beetle"]
 
     in_use = await api.delete(f"/crm-object-schemas/v3/schemas/{type_id}")
@@ -143,5 +143,5 @@ async def test_gdpr_delete_removes_record_history_and_unique_values(api: httpx.A
     assert (await api.get(f"/crm/v3/objects/contacts/{contact}", params={"archived": "true"})).status_code == 404
     assert (await api.post("/crm/v3/objects/contacts", json={"properties": {"email": "forget@example.com"}})
             ).status_code == 201
-    journal = await api.get(f"/internal/v1/operations/nothing/journal")
+    journal = await api.get("/internal/v1/operations/nothing/journal")
     assert journal.status_code == 200

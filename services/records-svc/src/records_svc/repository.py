@@ -190,8 +190,10 @@ async def update_records(session: AsyncSession, updates: list[tuple[int, dict[st
 async def set_archived(session: AsyncSession, account_id: int, object_type_id: str, ids: list[int],
                        archived: bool) -> list[int]:
     rows = await session.execute(
+        # A record absorbed by a merge stays hidden: only unmerge brings it back.
         text("UPDATE records SET archived = :arch, archived_at = CASE WHEN :arch THEN now() END, updated_at = now() "
-             "WHERE account_id = :a AND object_type_id = :t AND id = ANY(:ids) AND archived <> :arch RETURNING id"),
+             "WHERE account_id = :a AND object_type_id = :t AND id = ANY(:ids) AND archived <> :arch "
+             "AND merged_into IS NULL RETURNING id"),
         {"a": account_id, "t": object_type_id, "ids": ids, "arch": archived},
     )
     return [r[0] for r in rows]
@@ -626,3 +628,140 @@ async def companies_by_domain(session: AsyncSession, account_id: int, domains: l
         """),
         {"a": account_id, "d": domains})
     return {r.domain: list(r.ids) for r in rows}
+
+
+# --- merges ----------------------------------------------------------------------------------------------
+
+
+async def lock_for_merge(session: AsyncSession, account_id: int, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Both records of a merge, locked in id order so concurrent merges cannot deadlock."""
+    rows = await session.execute(
+        text("SELECT id, object_type_id, properties, history, created_at, updated_at, archived, archived_at, "
+             "merged_into FROM records WHERE account_id = :a AND id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        {"a": account_id, "ids": ids})
+    return {r["id"]: dict(r) for r in rows.mappings()}
+
+
+async def record_associations(session: AsyncSession, account_id: int, record_id: int) -> dict[str, list[dict]]:
+    rows = await session.execute(
+        text("SELECT from_object_type_id, from_id, to_object_type_id, to_id, category, type_id FROM associations "
+             "WHERE account_id = :a AND (from_id = :r OR to_id = :r) ORDER BY from_id, to_id, type_id"),
+        {"a": account_id, "r": record_id})
+    outgoing, incoming = [], []
+    for r in rows.mappings():
+        if r["from_id"] == record_id:
+            outgoing.append({"toObjectTypeId": r["to_object_type_id"], "toId": str(r["to_id"]),
+                             "category": r["category"], "typeId": r["type_id"]})
+        else:
+            incoming.append({"fromObjectTypeId": r["from_object_type_id"], "fromId": str(r["from_id"]),
+                             "category": r["category"], "typeId": r["type_id"]})
+    return {"outgoing": outgoing, "incoming": incoming}
+
+
+async def insert_record_with_history(session: AsyncSession, account_id: int, object_type_id: str,
+                                     properties: dict[str, str], history: dict[str, Any], created_at: datetime,
+                                     *, changed_at: str, source_type: str, source_id: str | None) -> dict[str, Any]:
+    row = await session.execute(
+        text("""
+            INSERT INTO records (account_id, object_type_id, properties, history, created_at, updated_at)
+            VALUES (:a, :t, CAST(:p AS jsonb),
+                    corral_append_history(CAST(:h AS jsonb), CAST(:p AS jsonb), :changed_at, :st, :sid), :c, now())
+            RETURNING id, object_type_id, properties, created_at, updated_at, archived, archived_at
+        """),
+        {"a": account_id, "t": object_type_id, "p": _json(properties), "h": _json(history), "c": created_at,
+         "changed_at": changed_at, "st": source_type, "sid": source_id})
+    return dict(row.mappings().one())
+
+
+async def release_all_unique_values(session: AsyncSession, record_ids: list[int]) -> None:
+    await session.execute(text("DELETE FROM unique_values WHERE record_id = ANY(:ids)"), {"ids": record_ids})
+
+
+async def move_associations(session: AsyncSession, account_id: int, old_ids: list[int], new_id: int, *,
+                            drop_outgoing: list[tuple[int, int]], drop_incoming: list[tuple[int, int]]) -> int:
+    """Re-point every association of `old_ids` at `new_id` (both directions) and remove the old rows.
+    Links between the old records themselves vanish; `drop_outgoing` (record, type id) and `drop_incoming`
+    (record, type id) name HubSpot-defined rows that must not follow (a secondary's primary label)."""
+    moved = await session.execute(
+        text("""
+            WITH old AS (
+                DELETE FROM associations WHERE account_id = :a AND (from_id = ANY(:old) OR to_id = ANY(:old))
+                RETURNING *
+            ), kept AS (
+                SELECT * FROM old o
+                WHERE NOT (o.from_id = ANY(:old) AND o.to_id = ANY(:old))
+                  AND NOT (o.category = 'HUBSPOT_DEFINED' AND EXISTS (
+                      SELECT 1 FROM jsonb_to_recordset(CAST(:out AS jsonb)) AS d(r bigint, t int)
+                      WHERE o.from_id = d.r AND o.type_id = d.t))
+                  AND NOT (o.category = 'HUBSPOT_DEFINED' AND EXISTS (
+                      SELECT 1 FROM jsonb_to_recordset(CAST(:inc AS jsonb)) AS d(r bigint, t int)
+                      WHERE o.to_id = d.r AND o.type_id = d.t))
+            ), inserted AS (
+                INSERT INTO associations (account_id, from_object_type_id, from_id, to_object_type_id, to_id,
+                                          category, type_id, created_at)
+                SELECT account_id, from_object_type_id,
+                       CASE WHEN from_id = ANY(:old) THEN :new ELSE from_id END, to_object_type_id,
+                       CASE WHEN to_id = ANY(:old) THEN :new ELSE to_id END, category, type_id, min(created_at)
+                FROM kept GROUP BY 1, 2, 3, 4, 5, 6, 7
+                ON CONFLICT DO NOTHING
+                RETURNING 1
+            )
+            SELECT count(*) FROM inserted
+        """),
+        {"a": account_id, "old": old_ids, "new": new_id,
+         "out": _json([{"r": r, "t": t} for r, t in drop_outgoing]),
+         "inc": _json([{"r": r, "t": t} for r, t in drop_incoming])})
+    return int(moved.scalar_one())
+
+
+async def mark_merged(session: AsyncSession, account_id: int, old_ids: list[int], new_id: int) -> None:
+    await session.execute(
+        text("UPDATE records SET archived = true, archived_at = now(), merged_into = :n "
+             "WHERE account_id = :a AND id = ANY(:old)"),
+        {"a": account_id, "old": old_ids, "n": new_id})
+
+
+async def point_aliases(session: AsyncSession, account_id: int, object_type_id: str, old_ids: list[int],
+                        new_id: int) -> None:
+    await session.execute(
+        text("UPDATE record_aliases SET record_id = :n WHERE account_id = :a AND record_id = ANY(:old)"),
+        {"a": account_id, "old": old_ids, "n": new_id})
+    await session.execute(
+        text("""
+            INSERT INTO record_aliases (account_id, object_type_id, alias_id, record_id)
+            SELECT :a, :t, unnest(CAST(:old AS bigint[])), :n
+            ON CONFLICT (account_id, object_type_id, alias_id) DO UPDATE SET record_id = EXCLUDED.record_id
+        """),
+        {"a": account_id, "t": object_type_id, "old": old_ids, "n": new_id})
+
+
+async def remove_aliases(session: AsyncSession, account_id: int, alias_ids: list[int]) -> None:
+    await session.execute(text("DELETE FROM record_aliases WHERE account_id = :a AND alias_id = ANY(:ids)"),
+                          {"a": account_id, "ids": alias_ids})
+
+
+async def restore_merged_original(session: AsyncSession, account_id: int, record_id: int,
+                                  properties: dict[str, str], *, changed_at: str, source_id: str) -> None:
+    await session.execute(
+        text("""
+            UPDATE records SET properties = CAST(:p AS jsonb), archived = false, archived_at = NULL,
+                merged_into = NULL, updated_at = now(),
+                history = corral_append_history(history, corral_changed_properties(properties, CAST(:p AS jsonb)),
+                                                :changed_at, 'MERGE', :sid)
+            WHERE account_id = :a AND id = :r
+        """),
+        {"a": account_id, "r": record_id, "p": _json(properties), "changed_at": changed_at, "sid": source_id})
+
+
+async def delete_all_associations(session: AsyncSession, account_id: int, record_id: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("DELETE FROM associations WHERE account_id = :a AND (from_id = :r OR to_id = :r) RETURNING *"),
+        {"a": account_id, "r": record_id})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def journal_since(session: AsyncSession, account_id: int, record_id: int, after_id: int) -> list[dict]:
+    rows = await session.execute(
+        text("SELECT * FROM journal WHERE account_id = :a AND record_id = :r AND id > :after ORDER BY id"),
+        {"a": account_id, "r": record_id, "after": after_id})
+    return [dict(r) for r in rows.mappings()]

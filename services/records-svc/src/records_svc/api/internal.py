@@ -10,7 +10,7 @@ from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from records_svc import association_service as links
-from records_svc import repository
+from records_svc import merges, repository
 from records_svc.api.deps import Auth, Session
 from records_svc.bulk import BulkRow, UniqueRace, bulk_upsert
 from records_svc.catalog import load_catalog, resolve_object_type
@@ -218,3 +218,45 @@ async def undo(operationId: str, auth: Auth, session: Session, payload: UndoRequ
     report = await undo_operation(session, account_id=auth.account_id, operation_id=operationId,
                                   source_type=(payload or UndoRequest()).sourceType)
     return ORJSONResponse(report.as_json())
+
+
+@router.get("/records/{objectType}/{recordId}/snapshot", responses=error_responses(400, 401, 404),
+            summary="A record with all its values, history and associations (merge planning and unmerge)")
+async def record_snapshot(objectType: str, recordId: int, auth: Auth, session: Session) -> Any:
+    object_type = await resolve_object_type(session, auth.account_id, objectType)
+    return ORJSONResponse(await merges.snapshot(session, account_id=auth.account_id, object_type=object_type,
+                                                record_id=recordId))
+
+
+class MergeApplyRequest(BaseModel):
+    mergeId: str
+    objectType: str
+    primaryId: int
+    secondaryId: int
+    properties: dict[str, str | int | float | bool | None]
+
+
+@router.post("/merges/apply", responses=error_responses(400, 401, 404, 409),
+             summary="Apply a merge plan atomically: new record, moved associations, aliases")
+async def merge_apply(payload: MergeApplyRequest, auth: Auth, session: Session) -> Any:
+    object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
+    return ORJSONResponse(await merges.apply_merge(
+        session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
+        primary_id=payload.primaryId, secondary_id=payload.secondaryId, properties=payload.properties))
+
+
+class MergeUnapplyRequest(BaseModel):
+    mergeId: str
+    objectType: str
+    mergedId: int
+    primary: dict[str, Any]
+    secondary: dict[str, Any]
+
+
+@router.post("/merges/unapply", responses=error_responses(400, 401, 404, 409),
+             summary="Restore both originals of a merge, keeping later edits")
+async def merge_unapply(payload: MergeUnapplyRequest, auth: Auth, session: Session) -> Any:
+    object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
+    return ORJSONResponse(await merges.unapply_merge(
+        session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
+        merged_id=payload.mergedId, primary_snapshot=payload.primary, secondary_snapshot=payload.secondary))
