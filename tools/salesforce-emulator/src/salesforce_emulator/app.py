@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from salesforce_emulator.api import admin, bulk, composite, data, oauth
 from salesforce_emulator.api.common import JSON_MEDIA_TYPE, error_response, json_response
+from salesforce_emulator.api.composite import SUBREQUEST_HEADER
 from salesforce_emulator.errors import OAuthError, SalesforceError, invalid_session
 from salesforce_emulator.org import Org
 from salesforce_emulator.settings import EmulatorSettings
@@ -55,7 +56,7 @@ class ApiGate:
             return
         scope.setdefault("state", {})["sf_session"] = session
         duplicate_header = headers.get(b"sforce-duplicate-rule-header", b"").lower().replace(b" ", b"")
-        is_subrequest = headers.get(b"x-sf-emulator-subrequest", b"").decode() == org.subrequest_secret
+        is_subrequest = headers.get(SUBREQUEST_HEADER.encode(), b"").decode() == org.subrequest_secret
         if not is_subrequest:
             for fault in org.faults.take(scope["method"], path):
                 if fault.kind == "LATENCY":
