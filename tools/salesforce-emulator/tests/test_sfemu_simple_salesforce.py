@@ -64,6 +64,10 @@ def test_describe_global_and_object(sf: Salesforce) -> None:
     assert fields["LastName"]["nillable"] is False and fields["LastName"]["createable"] is True
     assert fields["AccountId"]["referenceTo"] == ["Account"]
     assert fields["External_Id__c"]["externalId"] is True
+    newest = sf.Account.create({"Name": unique("recent")})["id"]
+    metadata = sf.Account.metadata()
+    assert metadata["objectDescribe"]["keyPrefix"] == "001"
+    assert metadata["recentItems"][0]["Id"] == newest
 
 
 def test_query_all_follows_cursors_across_pages(sf: Salesforce) -> None:

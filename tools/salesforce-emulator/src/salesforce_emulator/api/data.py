@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from itertools import islice
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,24 +38,24 @@ async def resources(version: str, session: SessionDep) -> Response:
 
 
 # -- metadata -------------------------------------------------------------------------------------------------
-def _if_modified_since(request: Request) -> datetime | None:
-    header = request.headers.get("if-modified-since")
+def _header_date(request: Request, name: str) -> datetime | None:
+    """An RFC 1123 date header (`EEE, dd MMM yyyy HH:mm:ss z`); an unparseable one is ignored, as a cache
+    validator should be."""
+    header = request.headers.get(name)
     if not header:
         return None
     try:
         return parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return None
+
+
+def _if_modified_since(request: Request) -> datetime | None:
+    return _header_date(request, "if-modified-since")
 
 
 def _if_unmodified_since(request: Request) -> datetime | None:
-    header = request.headers.get("if-unmodified-since")
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
+    return _header_date(request, "if-unmodified-since")
 
 
 @router.get("/v{version}/sobjects")
@@ -72,8 +73,9 @@ async def describe_global(version: str, request: Request, org: OrgDep, session: 
 async def sobject_basic_info(version: str, sobject: str, org: OrgDep, session: SessionDep) -> Response:
     check_version(version)
     definition = org.store.require_object(sobject)
+    newest_first = reversed(org.store.by_type[definition.name].values())
     recent = [_row_output(record, definition, version, ["Id", "Name"] if definition.field("Name") else ["Id"])
-              for record in list(org.store.by_type[definition.name].values())[-5:] if not record["IsDeleted"]]
+              for record in islice((r for r in newest_first if not r["IsDeleted"]), 5)]
     return json_response({"objectDescribe": definition.global_entry(version), "recentItems": recent})
 
 
