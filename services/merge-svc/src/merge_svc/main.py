@@ -7,19 +7,40 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from crm_common import cli
-from crm_common.app import create_service_app
+from crm_common.app import ServiceRuntime, create_service_app
+from crm_common.http import ServiceClient
+from merge_svc.api import merges
+from merge_svc.clients import RecordsClient, SyncClient
 from merge_svc.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, records_transport=None, sync_transport=None) -> FastAPI:
+    """`records_transport`/`sync_transport` let tests run those services in-process (httpx.ASGITransport)."""
     settings = settings or Settings()
+
+    async def start_clients(runtime: ServiceRuntime) -> None:
+        runtime.extras["records"] = RecordsClient(ServiceClient(
+            base_url=settings.records_url, secret=settings.internal_secret, caller=settings.service_name,
+            transport=records_transport))
+        runtime.extras["sync"] = SyncClient(ServiceClient(
+            base_url=settings.sync_url, secret=settings.internal_secret, caller=settings.service_name,
+            timeout=10.0, transport=sync_transport))
+
+    async def stop_clients(runtime: ServiceRuntime) -> None:
+        for name in ("records", "sync"):
+            client = runtime.extras.pop(name, None)
+            if client is not None:
+                await client.aclose()
+
     return create_service_app(
         settings=settings,
         title="Corral merge service",
         description="Merges of duplicate records, merge history, unmerge and duplicate suggestions.",
-        routers=[],
+        routers=[merges.hubspot_router, merges.router],
+        on_startup=[start_clients],
+        on_shutdown=[stop_clients],
     )
 
 

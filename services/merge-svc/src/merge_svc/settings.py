@@ -9,3 +9,5 @@ class Settings(BaseServiceSettings):
     service_name: str = "merge-svc"
     port: int = 8103
     database_url: str = f"{DEFAULT_PG_URL}/corral_merges"
+    records_url: str = "http://127.0.0.1:8101"
+    sync_url: str = "http://127.0.0.1:8104"

@@ -1,0 +1,222 @@
+"""Merge routes: HubSpot's `POST /crm/v3/objects/{type}/merge` and Corral's `/corral/v1/merges` (beyond)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from crm_common.auth import require_scope
+from crm_common.db import transaction
+from crm_common.errors import HubSpotError, error_responses
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from merge_svc import repository, service
+from merge_svc.api.deps import Auth, Records, Sessions, Sync
+from merge_svc.domain.rules import Strategy, rules_for
+
+hubspot_router = APIRouter(prefix="/crm/v3/objects", tags=["Merge"])
+router = APIRouter(prefix="/corral/v1/merges", tags=["Merges (Corral)"])
+
+SCOPE = "corral.merges"
+ERRORS = error_responses(400, 401, 403, 404, 409, 414, 429)
+MAX_HISTORY = 500
+
+Side = Literal["PRIMARY", "SECONDARY"]
+
+
+class MergeInput(BaseModel):
+    """HubSpot's PublicMergeInput, plus `propertiesToKeep` (beyond HubSpot)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    primaryObjectId: str | int
+    objectIdToMerge: str | int
+    propertiesToKeep: dict[str, Side] = Field(
+        default_factory=dict,
+        description="Beyond HubSpot: per property, which record's value to keep. Unnamed properties follow "
+                    "the merge rules (the primary's value unless empty, with HubSpot's exceptions).")
+
+
+class PreviewInput(MergeInput):
+    objectType: str
+
+
+class SimplePublicObject(BaseModel):
+    id: str
+    properties: dict[str, str | None]
+    createdAt: str
+    updatedAt: str
+    archived: bool = False
+
+
+class MergePreview(BaseModel):
+    objectType: str
+    objectTypeId: str
+    primaryObjectId: str
+    objectIdToMerge: str
+    properties: dict[str, str]
+    decisions: dict[str, str]
+    createdAt: str | None = None
+    mergesInvolved: int
+    associations: int
+
+
+class MergeView(BaseModel):
+    id: str
+    objectType: str
+    objectTypeId: str
+    status: Literal["PENDING", "APPLIED", "FAILED", "UNMERGED"]
+    primaryObjectId: str
+    objectIdToMerge: str
+    mergedObjectId: str | None
+    mergedIds: list[str]
+    propertiesToKeep: dict[str, str]
+    properties: dict[str, str]
+    decisions: dict[str, str]
+    mergesInvolved: int
+    error: str | None = None
+    unmerge: dict[str, Any] | None = None
+    createdAt: str
+    appliedAt: str | None = None
+    unmergedAt: str | None = None
+
+
+class MergeList(BaseModel):
+    results: list[MergeView]
+
+
+class UnmergeResult(BaseModel):
+    mergeId: str
+    status: str
+    primaryId: str
+    secondaryId: str
+    mergedId: str
+    keptChanges: dict[str, Any]
+    restoredAssociations: int = 0
+    conflicts: list[dict[str, Any]]
+
+
+class RuleView(BaseModel):
+    property: str
+    strategy: Strategy
+    additional: str | None = None
+    overridden: bool = False
+
+
+class RuleList(BaseModel):
+    objectTypeId: str
+    results: list[RuleView]
+
+
+class RuleInput(BaseModel):
+    strategy: Strategy
+
+
+def _request(object_type: str, payload: MergeInput) -> service.MergeRequest:
+    return service.MergeRequest(object_type=object_type, primary_id=str(payload.primaryObjectId),
+                                secondary_id=str(payload.objectIdToMerge),
+                                properties_to_keep=dict(payload.propertiesToKeep))
+
+
+@hubspot_router.post("/{objectType}/merge", response_model=SimplePublicObject, responses=ERRORS,
+                     summary="Merge two records of the same object type")
+async def merge_objects(objectType: str, payload: MergeInput, auth: Auth, records: Records, sync: Sync,
+                        sessions: Sessions) -> Any:
+    record = await service.merge(account_id=auth.account_id, request=_request(objectType, payload),
+                                 records=records, sync=sync, sessionmaker=sessions)
+    return ORJSONResponse(record)
+
+
+@router.post("/preview", response_model=MergePreview, responses=ERRORS,
+             summary="The merged record a merge would produce, without applying it")
+async def preview_merge(payload: PreviewInput, auth: Auth, records: Records, sync: Sync, sessions: Sessions) -> Any:
+    require_scope(auth, SCOPE)
+    return ORJSONResponse(await service.preview(account_id=auth.account_id,
+                                                request=_request(payload.objectType, payload),
+                                                records=records, sync=sync, sessionmaker=sessions))
+
+
+@router.get("/rules/{objectType}", response_model=RuleList, responses=ERRORS,
+            summary="The merge rules of an object type, with this account's overrides")
+async def list_rules(objectType: str, auth: Auth, sessions: Sessions) -> Any:
+    require_scope(auth, SCOPE)
+    type_id = _type_id(objectType)
+    async with transaction(sessions) as session:
+        overrides = await repository.rule_overrides(session, auth.account_id, type_id)
+    table = rules_for(type_id, {p: Strategy(s) for p, s in overrides.items()})
+    return ORJSONResponse({"objectTypeId": type_id, "results": [
+        {"property": r.property, "strategy": r.strategy.value, "additional": r.additional,
+         "overridden": r.property in overrides} for r in table.values()]})
+
+
+@router.put("/rules/{objectType}/{propertyName}", response_model=RuleView, responses=ERRORS,
+            summary="Override the merge strategy of one property for this account")
+async def put_rule(objectType: str, propertyName: str, payload: RuleInput, auth: Auth, sessions: Sessions) -> Any:
+    require_scope(auth, SCOPE)
+    type_id = _type_id(objectType)
+    if payload.strategy == Strategy.SECONDARY_TO_ADDITIONAL and propertyName not in rules_for(type_id):
+        raise HubSpotError(400, f"{propertyName} has no additional-values property; SECONDARY_TO_ADDITIONAL "
+                                "only applies to email (contacts) and domain (companies)")
+    async with transaction(sessions) as session:
+        await repository.put_rule(session, auth.account_id, type_id, propertyName, payload.strategy.value)
+    rule = rules_for(type_id, {propertyName: payload.strategy})[propertyName]
+    return ORJSONResponse({"property": propertyName, "strategy": rule.strategy.value,
+                           "additional": rule.additional, "overridden": True})
+
+
+@router.delete("/rules/{objectType}/{propertyName}", status_code=204, response_class=Response, responses=ERRORS,
+               summary="Remove this account's override of one property's merge strategy")
+async def delete_rule(objectType: str, propertyName: str, auth: Auth, sessions: Sessions) -> Response:
+    require_scope(auth, SCOPE)
+    async with transaction(sessions) as session:
+        await repository.delete_rule(session, auth.account_id, _type_id(objectType), propertyName)
+    return Response(status_code=204)
+
+
+@router.get("", response_model=MergeList, responses=ERRORS,
+            summary="Merge history of a record: the merges it and the records it came from took part in")
+async def list_merges(auth: Auth, sessions: Sessions, recordId: str,
+                      objectType: Annotated[str | None, Query()] = None,
+                      limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100) -> Any:
+    require_scope(auth, SCOPE)
+    record_id = service.parse_id(recordId, "recordId")
+    type_id = _type_id(objectType) if objectType else None
+    async with transaction(sessions) as session:
+        rows = await repository.merges_of_record(session, auth.account_id, type_id, record_id, limit=limit)
+    return ORJSONResponse({"results": [service.merge_view(r) for r in rows]})
+
+
+@router.get("/{mergeId}", response_model=MergeView, responses=ERRORS, summary="One merge")
+async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
+    require_scope(auth, SCOPE)
+    merge_id = service.parse_id(mergeId, "mergeId")
+    async with transaction(sessions) as session:
+        row = await repository.get_merge(session, auth.account_id, merge_id)
+    if row is None:
+        raise HubSpotError(404, f"Merge {mergeId} does not exist", category="OBJECT_NOT_FOUND")
+    return ORJSONResponse(service.merge_view(row))
+
+
+@router.post("/{mergeId}/unmerge", response_model=UnmergeResult, responses=ERRORS,
+             summary="Restore both original records of a merge, keeping later changes (beyond HubSpot)")
+async def unmerge(mergeId: str, auth: Auth, records: Records, sessions: Sessions) -> Any:
+    require_scope(auth, SCOPE)
+    merge_id = service.parse_id(mergeId, "mergeId")
+    return ORJSONResponse(await service.unmerge(account_id=auth.account_id, merge_id=merge_id, records=records,
+                                                sessionmaker=sessions))
+
+
+_TYPE_IDS = {"contacts": "0-1", "contact": "0-1", "companies": "0-2", "company": "0-2", "deals": "0-3",
+             "deal": "0-3", "tickets": "0-5", "ticket": "0-5"}
+
+
+def _type_id(object_type: str) -> str:
+    """Rules are keyed by type id; standard names map here, custom objects are addressed by their 2-<n> id."""
+    key = object_type.lower()
+    if key in _TYPE_IDS:
+        return _TYPE_IDS[key]
+    if key.startswith(("0-", "2-")):
+        return key
+    raise HubSpotError(400, f"Address merge rules of custom objects by their object type id (2-<n>), not "
+                            f"{object_type!r}")

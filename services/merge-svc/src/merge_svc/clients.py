@@ -1,0 +1,72 @@
+"""The two services merge-svc calls: records-svc (snapshots, apply, unapply) and sync-svc (sync status)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from crm_common.errors import HubSpotError
+from crm_common.http import ServiceClient
+
+SYNC_UNREACHABLE = ("Companies cannot be merged right now: the Salesforce sync status could not be checked "
+                    "(sync service unreachable); retry shortly")
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """records-svc answers HubSpot error bodies: pass its status, category and message through."""
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    status = response.status_code if response.status_code < 500 else 502
+    raise HubSpotError(status, body.get("message") or f"records service answered {response.status_code}",
+                       category=body.get("category") if status < 500 else None, errors=body.get("errors"))
+
+
+class RecordsClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def snapshot(self, *, account_id: int, object_type: str, record_id: str) -> dict[str, Any] | None:
+        """None when the record does not exist in the account."""
+        response = await self.client.request("GET", f"/internal/v1/records/{object_type}/{record_id}/snapshot",
+                                             account_id=account_id)
+        if response.status_code == 404:
+            return None
+        _raise_for(response)
+        return response.json()
+
+    async def apply(self, *, account_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.client.request("POST", "/internal/v1/merges/apply", account_id=account_id, json=body)
+        _raise_for(response)
+        return response.json()
+
+    async def unapply(self, *, account_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.client.request("POST", "/internal/v1/merges/unapply", account_id=account_id,
+                                             json=body)
+        _raise_for(response)
+        return response.json()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class SyncClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def sync_enabled(self, *, account_id: int, object_type: str) -> bool:
+        try:
+            response = await self.client.request("GET", "/internal/v1/sync/status", account_id=account_id,
+                                                 params={"objectType": object_type})
+        except httpx.HTTPError:
+            raise HubSpotError(503, SYNC_UNREACHABLE) from None
+        if response.status_code >= 400:
+            raise HubSpotError(503, SYNC_UNREACHABLE)
+        return bool(response.json().get("syncEnabled"))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+

@@ -1,0 +1,233 @@
+"""Merge use-cases: validate, lock, plan, have records-svc apply, keep history, queue events.
+
+Merges touching the same record are serialised by advisory locks held, in a transaction of merge-svc's
+database, across the records-svc call. The merge row and both snapshots are committed *before* records-svc
+is asked to apply, so an applied merge can always be undone even if merge-svc dies before recording the
+answer (the row then stays PENDING; records-svc journals the merge under `merge:<id>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from crm_common.cloudevents import CloudEvent
+from crm_common.db import transaction
+from crm_common.errors import HubSpotError
+from crm_common.outbox import add_event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from merge_svc import repository
+from merge_svc.clients import RecordsClient, SyncClient
+from merge_svc.domain.limits import LIMIT_MESSAGE, merges_involved, over_limit
+from merge_svc.domain.plan import MergePlan, PlanError, RecordView, Side, plan_merge
+from merge_svc.domain.rules import Strategy
+
+log = structlog.get_logger(__name__)
+SOURCE = "merge-svc"
+SYNC_GUARDED_TYPES = {"0-2": "companies"}
+MAX_RECORD_ID_DIGITS = 18
+
+
+@dataclass
+class MergeRequest:
+    object_type: str
+    primary_id: str
+    secondary_id: str
+    properties_to_keep: dict[str, Side]
+
+
+@dataclass
+class PreparedMerge:
+    object_type_id: str
+    object_type: str
+    primary: dict[str, Any]
+    secondary: dict[str, Any]
+    plan: MergePlan
+    merges_involved: int
+
+
+def parse_id(value: Any, field: str) -> int:
+    text_value = str(value).strip() if value is not None else ""
+    if not text_value.isdigit() or len(text_value) > MAX_RECORD_ID_DIGITS:
+        raise HubSpotError(400, f"{field} must be a record id (an integer); got {value!r}",
+                           errors=[{"message": f"invalid id {value!r}", "code": "INVALID_ID", "in": field}])
+    return int(text_value)
+
+
+async def prepare(*, account_id: int, request: MergeRequest, records: RecordsClient, sync: SyncClient,
+                  session: AsyncSession) -> PreparedMerge:
+    """Everything a merge checks and decides before anything is written."""
+    primary_id = parse_id(request.primary_id, "primaryObjectId")
+    secondary_id = parse_id(request.secondary_id, "objectIdToMerge")
+    if primary_id == secondary_id:
+        raise HubSpotError(400, f"A record cannot be merged with itself: primaryObjectId and objectIdToMerge are "
+                                f"both {primary_id}", errors=[{"message": "same record", "code": "SAME_RECORD",
+                                                               "in": "objectIdToMerge"}])
+    primary = await records.snapshot(account_id=account_id, object_type=request.object_type,
+                                     record_id=str(primary_id))
+    secondary = await records.snapshot(account_id=account_id, object_type=request.object_type,
+                                       record_id=str(secondary_id))
+    for field, wanted, snap in (("primaryObjectId", primary_id, primary), ("objectIdToMerge", secondary_id, secondary)):
+        if snap is None:
+            raise HubSpotError(404, f"No {request.object_type} record with id {wanted} exists in this account "
+                                    f"({field}); both records of a merge must exist and be of the same object type",
+                               category="OBJECT_NOT_FOUND", context={"id": [str(wanted)]})
+        if str(snap.get("id")) != str(wanted):
+            # records-svc answered for the record this id now aliases.
+            raise _already_merged(field, wanted, str(snap.get("id")))
+        if snap.get("mergedInto"):
+            raise _already_merged(field, wanted, str(snap["mergedInto"]))
+        if snap.get("archived"):
+            raise HubSpotError(409, f"Record {wanted} ({field}) is archived; restore it before merging",
+                               category="CONFLICT", context={"id": [str(wanted)]})
+    assert primary is not None and secondary is not None
+    type_id = str(primary["objectTypeId"])
+    if str(secondary["objectTypeId"]) != type_id:
+        raise HubSpotError(400, f"Records {primary_id} ({primary['objectTypeId']}) and {secondary_id} "
+                                f"({secondary['objectTypeId']}) are of different object types and cannot be merged")
+    if type_id in SYNC_GUARDED_TYPES and await sync.sync_enabled(account_id=account_id,
+                                                                 object_type=SYNC_GUARDED_TYPES[type_id]):
+        raise HubSpotError(409, "Companies cannot be merged while company sync with Salesforce is on; turn "
+                                "company sync off, merge, then turn it back on", category="CONFLICT",
+                           sub_category="SALESFORCE_SYNC_ENABLED")
+    involved = merges_involved(str(primary_id), primary["properties"].get("hs_merged_object_ids"),
+                               str(secondary_id), secondary["properties"].get("hs_merged_object_ids"))
+    if over_limit(involved):
+        raise HubSpotError(414, LIMIT_MESSAGE, category="VALIDATION_ERROR",
+                           context={"mergesInvolved": [str(involved)]})
+    overrides = {p: Strategy(s) for p, s in (await repository.rule_overrides(session, account_id, type_id)).items()}
+    try:
+        plan = plan_merge(object_type_id=type_id, primary=RecordView.from_snapshot(primary),
+                          secondary=RecordView.from_snapshot(secondary),
+                          properties_to_keep=request.properties_to_keep, overrides=overrides)
+    except PlanError as exc:
+        raise HubSpotError(400, str(exc)) from None
+    object_type = str(primary.get("objectType") or request.object_type)
+    return PreparedMerge(object_type_id=type_id, object_type=object_type, primary=primary, secondary=secondary,
+                         plan=plan, merges_involved=involved)
+
+
+def _already_merged(field: str, wanted: int, into: str) -> HubSpotError:
+    return HubSpotError(409, f"Record {wanted} ({field}) was already merged into {into}; merge {into} instead",
+                        category="CONFLICT", context={"id": [str(wanted)], "mergedInto": [into]})
+
+
+async def merge(*, account_id: int, request: MergeRequest, records: RecordsClient, sync: SyncClient,
+                sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """Merge two records; answers records-svc's public view of the new record."""
+    primary_id = parse_id(request.primary_id, "primaryObjectId")
+    secondary_id = parse_id(request.secondary_id, "objectIdToMerge")
+    async with transaction(sessionmaker) as locked:
+        await repository.lock_records(locked, account_id, [primary_id, secondary_id])
+        prepared = await prepare(account_id=account_id, request=request, records=records, sync=sync,
+                                 session=locked)
+        async with transaction(sessionmaker) as session:
+            merge_id = await repository.insert_pending(
+                session, account_id=account_id, object_type_id=prepared.object_type_id,
+                object_type=prepared.object_type, primary_id=primary_id, secondary_id=secondary_id,
+                properties_to_keep=dict(request.properties_to_keep),
+                plan={"properties": prepared.plan.properties, "decisions": prepared.plan.decisions},
+                merges_involved=prepared.merges_involved,
+                snapshots={"PRIMARY": prepared.primary, "SECONDARY": prepared.secondary})
+        try:
+            applied = await records.apply(account_id=account_id, body={
+                "mergeId": str(merge_id), "objectType": prepared.object_type, "primaryId": str(primary_id),
+                "secondaryId": str(secondary_id), "properties": prepared.plan.properties})
+        except Exception as exc:
+            async with transaction(sessionmaker) as session:
+                await repository.mark_failed(session, merge_id=merge_id, error=getattr(exc, "message", repr(exc)))
+            raise
+        new_id = str(applied["id"])
+        merged_ids = [str(i) for i in applied.get("mergedIds") or [primary_id, secondary_id]]
+        await repository.mark_applied(locked, merge_id=merge_id, account_id=account_id,
+                                      object_type_id=prepared.object_type_id, result_id=int(new_id),
+                                      merged_ids=merged_ids)
+        await add_event(locked, CloudEvent(
+            source=SOURCE, type="record.merged", subject=f"{prepared.object_type_id}/{new_id}",
+            corralaccount=account_id,
+            data={"objectType": prepared.object_type, "objectTypeId": prepared.object_type_id, "id": new_id,
+                  "primaryId": str(primary_id), "secondaryId": str(secondary_id), "mergedIds": merged_ids,
+                  "mergeId": str(merge_id), "keepSyncing": str(primary_id)}))
+    log.info("records merged", merge_id=merge_id, new_id=new_id, object_type=prepared.object_type_id)
+    record = applied.get("record") or {"id": new_id}
+    return record
+
+
+async def preview(*, account_id: int, request: MergeRequest, records: RecordsClient, sync: SyncClient,
+                  sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async with transaction(sessionmaker) as session:
+        prepared = await prepare(account_id=account_id, request=request, records=records, sync=sync,
+                                 session=session)
+    props = dict(prepared.plan.properties)
+    return {
+        "objectType": prepared.object_type, "objectTypeId": prepared.object_type_id,
+        "primaryObjectId": str(prepared.primary["id"]), "objectIdToMerge": str(prepared.secondary["id"]),
+        "properties": props, "decisions": prepared.plan.decisions,
+        "createdAt": props.get("createdate"), "mergesInvolved": prepared.merges_involved,
+        "associations": len(prepared.primary.get("associations") or [])
+        + len(prepared.secondary.get("associations") or []),
+    }
+
+
+async def unmerge(*, account_id: int, merge_id: int, records: RecordsClient,
+                  sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async with transaction(sessionmaker) as locked:
+        found = await repository.get_merge(locked, account_id, merge_id)
+        if found is None:
+            raise HubSpotError(404, f"Merge {merge_id} does not exist", category="OBJECT_NOT_FOUND")
+        await repository.lock_records(locked, account_id, [found["primary_id"], found["secondary_id"],
+                                                           *( [found["result_id"]] if found["result_id"] else [])])
+        row = await repository.get_merge(locked, account_id, merge_id)
+        assert row is not None
+        if row["status"] != "APPLIED":
+            reason = {"UNMERGED": "it was already unmerged", "FAILED": "it never applied",
+                      "PENDING": "it has not finished applying"}.get(row["status"], row["status"])
+            raise HubSpotError(409, f"Merge {merge_id} cannot be unmerged: {reason}", category="CONFLICT")
+        later = await repository.later_merge_of(locked, account_id, row["object_type_id"], row["result_id"],
+                                                merge_id)
+        if later is not None:
+            raise HubSpotError(409, f"Record {row['result_id']} produced by merge {merge_id} was merged again by "
+                                    f"merge {later}; unmerge {later} first", category="CONFLICT",
+                               context={"mergeId": [str(later)]})
+        snaps = await repository.snapshots(locked, merge_id)
+        report = await records.unapply(account_id=account_id, body={
+            "mergeId": str(merge_id), "objectType": row["object_type"], "mergedId": str(row["result_id"]),
+            "primary": snaps["PRIMARY"], "secondary": snaps["SECONDARY"]})
+        await repository.mark_unmerged(locked, merge_id=merge_id, report=report)
+        await add_event(locked, CloudEvent(
+            source=SOURCE, type="record.unmerged", subject=f"{row['object_type_id']}/{row['primary_id']}",
+            corralaccount=account_id,
+            data={"objectType": row["object_type"], "objectTypeId": row["object_type_id"],
+                  "id": str(row["primary_id"]), "primaryId": str(row["primary_id"]),
+                  "secondaryId": str(row["secondary_id"]), "mergedId": str(row["result_id"]),
+                  "mergeId": str(merge_id), "keptChanges": report.get("keptChanges") or {},
+                  "conflicts": report.get("conflicts") or []}))
+    return {"mergeId": str(merge_id), "status": "UNMERGED", "primaryId": str(row["primary_id"]),
+            "secondaryId": str(row["secondary_id"]), "mergedId": str(row["result_id"]),
+            "keptChanges": report.get("keptChanges") or {},
+            "restoredAssociations": report.get("restoredAssociations", report.get("movedAssociations", 0)),
+            "conflicts": report.get("conflicts") or []}
+
+
+def merge_view(row: dict[str, Any]) -> dict[str, Any]:
+    plan = row.get("plan") or {}
+    return {
+        "id": str(row["id"]), "objectType": row["object_type"], "objectTypeId": row["object_type_id"],
+        "status": row["status"], "primaryObjectId": str(row["primary_id"]),
+        "objectIdToMerge": str(row["secondary_id"]),
+        "mergedObjectId": str(row["result_id"]) if row["result_id"] is not None else None,
+        "mergedIds": row.get("merged_ids") or [], "propertiesToKeep": row.get("properties_to_keep") or {},
+        "properties": plan.get("properties") or {}, "decisions": plan.get("decisions") or {},
+        "mergesInvolved": row["merges_involved"], "error": row.get("error"),
+        "unmerge": row.get("unmerge_report"),
+        "createdAt": _iso(row["created_at"]), "appliedAt": _iso(row.get("applied_at")),
+        "unmergedAt": _iso(row.get("unmerged_at")),
+    }
+
+
+def _iso(moment: Any) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
