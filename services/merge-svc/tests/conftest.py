@@ -53,6 +53,7 @@ async def merge_app(merges_database: str, records_app: Any) -> AsyncIterator[Any
     app = create_merge_app(settings, records_transport=httpx.ASGITransport(app=records_app),
                            sync_transport=httpx.ASGITransport(app=sync_app))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        manager.app.runtime = app.state.runtime  # type: ignore[attr-defined]
         yield manager.app
 
 
