@@ -423,3 +423,17 @@ async def test_child_relationship_subqueries(sf: SalesforceApi, org: Org) -> Non
     assert empty_row["Contacts"] is None and empty_row["Invoices__r"] is None
     unknown = await sf.query("SELECT Id, (SELECT Id FROM Bogus) FROM Account")
     assert unknown.json()[0]["errorCode"] == "INVALID_TYPE"
+
+
+async def test_account_etags_guard_reads_and_writes(sf: SalesforceApi) -> None:
+    account_id = await sf.create("Account", {"Name": "Tagged"})
+    first = await sf.get(f"/sobjects/Account/{account_id}")
+    etag = first.headers["ETag"]
+    assert (await sf.get(f"/sobjects/Account/{account_id}", headers={"If-None-Match": etag})).status_code == 304
+    assert (await sf.patch(f"/sobjects/Account/{account_id}", json={"Site": "HQ"},
+                           headers={"If-Match": etag})).status_code == 204
+    stale = await sf.patch(f"/sobjects/Account/{account_id}", json={"Site": "Branch"}, headers={"If-Match": etag})
+    assert stale.status_code == 412 and stale.json()[0]["errorCode"] == "PRECONDITION_FAILED"
+    assert (await sf.get(f"/sobjects/Account/{account_id}")).headers["ETag"] != etag
+    contact_id = await sf.create("Contact", {"LastName": "No tag"})
+    assert "ETag" not in (await sf.get(f"/sobjects/Contact/{contact_id}")).headers

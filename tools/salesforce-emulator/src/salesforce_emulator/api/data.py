@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from itertools import islice
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -209,18 +211,41 @@ async def get_row(version: str, sobject: str, record_id: str, request: Request, 
     _row_id_or_not_found(record_id)
     record = org.store.get_live(definition, record_id)
     last_modified = parse_datetime(record["LastModifiedDate"])
+    headers = {"Last-Modified": http_date(last_modified)}
+    etag = _etag(definition, record)
+    if etag is not None:
+        headers["ETag"] = etag
+        if etag in _etag_list(request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=headers)
     since = _if_modified_since(request)
     if since is not None and last_modified.replace(microsecond=0) <= since:
-        return Response(status_code=304)
+        return Response(status_code=304, headers=headers)
     body = project_fields(org, definition, record, request.query_params.get("fields"), version)
-    return json_response(body, headers={"Last-Modified": http_date(last_modified)})
+    return json_response(body, headers=headers)
 
 
-def _check_unmodified_since(request: Request, record: dict[str, Any]) -> None:
+def _etag(definition: SObjectDef, record: dict[str, Any]) -> str | None:
+    """Salesforce sends ETags for Account rows only. The tag hashes the whole row, so two changes within
+    the same millisecond (same SystemModstamp) still give different tags."""
+    if definition.name != "Account":
+        return None
+    digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    return f'"{digest}--gzip"'
+
+
+def _etag_list(header: str | None) -> list[str]:
+    return [tag.strip() for tag in header.split(",")] if header else []
+
+
+def _check_unmodified_since(request: Request, record: dict[str, Any], definition: SObjectDef) -> None:
     since = _if_unmodified_since(request)
     if since is not None and parse_datetime(record["LastModifiedDate"]).replace(microsecond=0) > since:
         raise SalesforceError(412, "PRECONDITION_FAILED",
                               "The requested resource has been modified since the If-Unmodified-Since date")
+    wanted = _etag_list(request.headers.get("if-match"))
+    etag = _etag(definition, record)
+    if wanted and etag is not None and etag not in wanted and "*" not in wanted:
+        raise SalesforceError(412, "PRECONDITION_FAILED", "The requested resource does not match the If-Match ETag")
 
 
 @router.patch("/v{version}/sobjects/{sobject}/{record_id}")
@@ -230,7 +255,7 @@ async def update_row(version: str, sobject: str, record_id: str, request: Reques
     definition = org.store.require_object(sobject)
     _row_id_or_not_found(record_id)
     payload = await read_json_object(request)
-    _check_unmodified_since(request, org.store.get_live(definition, record_id))
+    _check_unmodified_since(request, org.store.get_live(definition, record_id), definition)
     org.store.update(definition, record_id, payload, user_id=session.user_id)
     return Response(status_code=204)
 
@@ -241,7 +266,7 @@ async def delete_row(version: str, sobject: str, record_id: str, request: Reques
     check_version(version)
     definition = org.store.require_object(sobject)
     _row_id_or_not_found(record_id)
-    _check_unmodified_since(request, org.store.get_live(definition, record_id))
+    _check_unmodified_since(request, org.store.get_live(definition, record_id), definition)
     org.store.delete(definition, record_id, user_id=session.user_id)
     return Response(status_code=204)
 
