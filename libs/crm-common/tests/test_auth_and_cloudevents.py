@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from crm_common.auth import AuthContext, InvalidAuthContext, sign_context, verify_context
 from crm_common.cloudevents import BATCH_CONTENT_TYPE, CloudEvent, decode_events, encode_batch, encode_event
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-
 from crm_common.cloudevents import CloudEvent
 from crm_common.consumer import handle_once
 from crm_common.db import make_engine, make_sessionmaker
 from crm_common.testing import migrated_database
+from sqlalchemy import text
 
 SERVICE_DIR = Path(__file__).resolve().parents[3] / "services" / "merge-svc"
 

@@ -12,7 +12,6 @@ import aio_pika
 import orjson
 import structlog
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,6 +22,7 @@ from crm_common.errors import error_body, install_error_handlers
 from crm_common.health import health_router
 from crm_common.logging import configure_logging, set_request_id
 from crm_common.outbox import OutboxRelay
+from crm_common.responses import FastJSONResponse
 from crm_common.settings import BaseServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -155,7 +155,7 @@ def create_service_app(
         description=description,
         version=version,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=FastJSONResponse,
         docs_url="/docs",
         redoc_url=None,
     )

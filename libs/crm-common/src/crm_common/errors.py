@@ -11,11 +11,11 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm_common.logging import current_request_id
+from crm_common.responses import FastJSONResponse
 
 log = structlog.get_logger(__name__)
 
@@ -156,28 +156,28 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubSpotError)
-    async def _hubspot_error(_: Request, exc: HubSpotError) -> ORJSONResponse:
-        return ORJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    async def _hubspot_error(_: Request, exc: HubSpotError) -> FastJSONResponse:
+        return FastJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> FastJSONResponse:
         message, details = _describe_validation(exc)
-        return ORJSONResponse(error_body(400, message, errors=details), status_code=400)
+        return FastJSONResponse(error_body(400, message, errors=details), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = "The requested resource was not found"
         if exc.status_code == 405:
             message = "Method not allowed for this resource"
-        return ORJSONResponse(error_body(exc.status_code, message), status_code=exc.status_code,
+        return FastJSONResponse(error_body(exc.status_code, message), status_code=exc.status_code,
                               headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> FastJSONResponse:
         log.exception("unhandled error", error=repr(exc))
-        return ORJSONResponse(
+        return FastJSONResponse(
             error_body(500, "internal error", category="INTERNAL_ERROR"), status_code=500
         )
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import text
+
+from crm_common.responses import FastJSONResponse
 
 health_router = APIRouter(include_in_schema=False)
 
@@ -17,7 +18,7 @@ async def livez() -> dict[str, str]:
 
 
 @health_router.get("/readyz")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> FastJSONResponse:
     runtime = request.app.state.runtime
     checks: dict[str, str] = {}
     try:
@@ -29,5 +30,5 @@ async def readyz(request: Request) -> ORJSONResponse:
     broker = runtime.broker
     checks["broker"] = "ok" if broker is not None and not broker.is_closed else "unavailable"
     ready = all(v == "ok" for v in checks.values())
-    return ORJSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+    return FastJSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                           status_code=200 if ready else 503)

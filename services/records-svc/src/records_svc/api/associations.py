@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Response
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from records_svc import association_service as links
@@ -170,7 +170,7 @@ async def associate_default(fromObjectType: str, fromObjectId: str, toObjectType
     if pair.default.inverse_type_id is not None:
         results.append({"from": {"id": str(to_id)}, "to": {"id": str(from_id)},
                         "associationSpec": {**spec, "associationTypeId": pair.default.inverse_type_id}})
-    return ORJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
+    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
 
 
 @router.put("/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations/{toObjectType}/{toObjectId}",
@@ -184,7 +184,7 @@ async def associate_labeled(fromObjectType: str, fromObjectId: str, toObjectType
     kinds = [pair.get(s.associationCategory, s.associationTypeId) for s in payload]
     current = await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id, to_id=to_id,
                               kinds=kinds, source=api_source(auth), replace=True)
-    return ORJSONResponse(_pair_body(pair, from_id, to_id, current), status_code=201)
+    return FastJSONResponse(_pair_body(pair, from_id, to_id, current), status_code=201)
 
 
 @router.get("/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations/{toObjectType}",
@@ -193,7 +193,7 @@ async def list_associations(fromObjectType: str, fromObjectId: str, toObjectType
                             session: Session, after: str | None = None, limit: int = 500) -> Any:
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     from_id = parse_record_id(pair.from_type, fromObjectId)
-    return ORJSONResponse(await _page(session, auth.account_id, pair, from_id, after, limit, fromObjectType,
+    return FastJSONResponse(await _page(session, auth.account_id, pair, from_id, after, limit, fromObjectType,
                                       toObjectType))
 
 
@@ -254,7 +254,7 @@ async def batch_create(fromObjectType: str, toObjectType: str, payload: BatchCre
         current = await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id, to_id=to_id,
                                   kinds=kinds, source=source)
         results.append(_pair_body(pair, from_id, to_id, current))
-    return ORJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()},
+    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()},
                           status_code=201)
 
 
@@ -276,7 +276,7 @@ async def batch_default(fromObjectType: str, toObjectType: str, payload: BatchDe
         results.append({"from": {"id": str(from_id)}, "to": {"id": str(to_id)},
                         "associationSpec": {"associationCategory": pair.default.category,
                                             "associationTypeId": pair.default.type_id}})
-    return ORJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
+    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
 
 
 @router.post("/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", response_model=BatchResponse,
@@ -294,7 +294,7 @@ async def batch_read(fromObjectType: str, toObjectType: str, payload: BatchReadI
         if "paging" in page:
             entry["paging"] = page["paging"]
         results.append(entry)
-    return ORJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
+    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
 
 
 @router.post("/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/archive", status_code=204,
@@ -333,7 +333,7 @@ async def batch_archive_labels(fromObjectType: str, toObjectType: str, payload: 
             responses=ERRORS, summary="List the association types of an object pair")
 async def list_labels(fromObjectType: str, toObjectType: str, auth: Auth, session: Session) -> Any:
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    return ORJSONResponse({"results": links.labels_out(list(pair.kinds.values()))})
+    return FastJSONResponse({"results": links.labels_out(list(pair.kinds.values()))})
 
 
 @router.post("/crm/v4/associations/{fromObjectType}/{toObjectType}/labels", response_model=LabelCollection,
@@ -343,7 +343,7 @@ async def create_label(fromObjectType: str, toObjectType: str, payload: LabelCre
     pair, reverse = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     created = await links.create_label(session, account_id=auth.account_id, pair=pair, reverse=reverse,
                                        label=payload.label, name=payload.name, inverse_label=payload.inverseLabel)
-    return ORJSONResponse({"results": links.labels_out(created)})
+    return FastJSONResponse({"results": links.labels_out(created)})
 
 
 @router.put("/crm/v4/associations/{fromObjectType}/{toObjectType}/labels", status_code=204, responses=ERRORS,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from records_svc import association_service as links
@@ -93,7 +93,7 @@ async def bulk_upsert_route(objectType: str, payload: BulkUpsertRequest, auth: A
         counts[r.status] += 1
         out.append({"ref": r.ref, "id": str(r.id) if r.id is not None else None, "status": r.status,
                     "errors": [e.__dict__ for e in r.errors]})
-    return ORJSONResponse({"results": out, "created": counts["CREATED"], "updated": counts["UPDATED"],
+    return FastJSONResponse({"results": out, "created": counts["CREATED"], "updated": counts["UPDATED"],
                            "unchanged": counts["UNCHANGED"], "failed": counts["ERROR"]})
 
 
@@ -115,7 +115,7 @@ async def resolve_records(objectType: str, payload: ResolveRequest, auth: Auth, 
     if payload.property == "hs_object_id":
         ids = [int(v) for v in payload.values if str(v).strip().isdigit()]
         found = await repository.existing_record_ids(session, auth.account_id, object_type.id, ids)
-        return ORJSONResponse({"matches": {str(i): [str(i)] for i in sorted(found)}})
+        return FastJSONResponse({"matches": {str(i): [str(i)] for i in sorted(found)}})
     prop = catalog.properties.get(payload.property)
     if prop is None:
         raise HubSpotError(400, f'Property "{payload.property}" does not exist on {object_type.name}')
@@ -136,7 +136,7 @@ async def resolve_records(objectType: str, payload: ResolveRequest, auth: Auth, 
     else:
         raise HubSpotError(400, f"{payload.property} is not a lookup property of {object_type.name}: use a unique "
                                 "property, hs_object_id, or a company domain")
-    return ORJSONResponse({"matches": matches})
+    return FastJSONResponse({"matches": matches})
 
 
 class AssociationInput(BaseModel):
@@ -190,7 +190,7 @@ async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: S
             results.append({"index": index, "status": "CREATED" if created else "EXISTS"})
         except (HubSpotError, ValueError) as exc:
             results.append({"index": index, "status": "ERROR", "error": getattr(exc, "message", str(exc))})
-    return ORJSONResponse({"results": results})
+    return FastJSONResponse({"results": results})
 
 
 @router.get("/operations/{operationId}/journal", responses=error_responses(400, 401),
@@ -205,7 +205,7 @@ async def operation_journal(operationId: str, auth: Auth, session: Session, afte
     body: dict[str, Any] = {"results": results}
     if len(rows) > limit:
         body["paging"] = {"next": {"after": str(rows[limit - 1]["id"])}}
-    return ORJSONResponse(body)
+    return FastJSONResponse(body)
 
 
 class UndoRequest(BaseModel):
@@ -217,14 +217,14 @@ class UndoRequest(BaseModel):
 async def undo(operationId: str, auth: Auth, session: Session, payload: UndoRequest | None = None) -> Any:
     report = await undo_operation(session, account_id=auth.account_id, operation_id=operationId,
                                   source_type=(payload or UndoRequest()).sourceType)
-    return ORJSONResponse(report.as_json())
+    return FastJSONResponse(report.as_json())
 
 
 @router.get("/records/{objectType}/{recordId}/snapshot", responses=error_responses(400, 401, 404),
             summary="A record with all its values, history and associations (merge planning and unmerge)")
 async def record_snapshot(objectType: str, recordId: int, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
-    return ORJSONResponse(await merges.snapshot(session, account_id=auth.account_id, object_type=object_type,
+    return FastJSONResponse(await merges.snapshot(session, account_id=auth.account_id, object_type=object_type,
                                                 record_id=recordId))
 
 
@@ -240,7 +240,7 @@ class MergeApplyRequest(BaseModel):
              summary="Apply a merge plan atomically: new record, moved associations, aliases")
 async def merge_apply(payload: MergeApplyRequest, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
-    return ORJSONResponse(await merges.apply_merge(
+    return FastJSONResponse(await merges.apply_merge(
         session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
         primary_id=payload.primaryId, secondary_id=payload.secondaryId, properties=payload.properties))
 
@@ -257,6 +257,6 @@ class MergeUnapplyRequest(BaseModel):
              summary="Restore both originals of a merge, keeping later edits")
 async def merge_unapply(payload: MergeUnapplyRequest, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
-    return ORJSONResponse(await merges.unapply_merge(
+    return FastJSONResponse(await merges.unapply_merge(
         session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
         merged_id=payload.mergedId, primary_snapshot=payload.primary, secondary_snapshot=payload.secondary))

@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Response
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from records_svc import repository
@@ -155,7 +155,7 @@ def _check_property_names(payload_props: set[str], **named: Any) -> None:
 @router.get("", response_model=SchemaCollection, responses=ERRORS, summary="List custom object schemas")
 async def list_schemas(auth: Auth, session: Session, archived: bool = False) -> Any:
     schemas = await repository.list_schemas(session, auth.account_id, archived=archived)
-    return ORJSONResponse({"results": [await _schema_out(session, auth.account_id, s) for s in schemas]})
+    return FastJSONResponse({"results": [await _schema_out(session, auth.account_id, s) for s in schemas]})
 
 
 @router.post("", status_code=201, response_model=ObjectSchema, responses=ERRORS, summary="Define a custom object")
@@ -199,7 +199,7 @@ async def create_schema(payload: SchemaCreate, auth: Auth, session: Session) -> 
     for target in payload.associatedObjects:
         await _associate_types(session, auth.account_id, type_id, await _target_type_id(session, auth.account_id,
                                                                                            target), None)
-    return ORJSONResponse(await _schema_out(session, auth.account_id, schema), status_code=201)
+    return FastJSONResponse(await _schema_out(session, auth.account_id, schema), status_code=201)
 
 
 async def _custom_schema(session: Any, account_id: int, key: str) -> dict[str, Any]:
@@ -212,7 +212,7 @@ async def _custom_schema(session: Any, account_id: int, key: str) -> dict[str, A
 @router.get("/{objectType}", response_model=ObjectSchema, responses=ERRORS, summary="Read a custom object schema")
 async def get_schema(objectType: str, auth: Auth, session: Session) -> Any:
     schema = await _custom_schema(session, auth.account_id, objectType)
-    return ORJSONResponse(await _schema_out(session, auth.account_id, schema))
+    return FastJSONResponse(await _schema_out(session, auth.account_id, schema))
 
 
 @router.patch("/{objectType}", response_model=ObjectSchema, responses=ERRORS, summary="Update a custom object schema")
@@ -233,7 +233,7 @@ async def update_schema(objectType: str, payload: SchemaUpdate, auth: Auth, sess
     changes = {k: v for k, v in changes.items() if v is not None}
     if changes:
         schema = await repository.update_schema(session, auth.account_id, schema["type_number"], changes)
-    return ORJSONResponse(await _schema_out(session, auth.account_id, schema))
+    return FastJSONResponse(await _schema_out(session, auth.account_id, schema))
 
 
 @router.delete("/{objectType}", status_code=204, responses=ERRORS, summary="Delete a custom object schema")
@@ -262,7 +262,7 @@ async def create_schema_association(objectType: str, payload: AssociationDefinit
     from_type = await _target_type_id(session, auth.account_id, payload.fromObjectTypeId)
     to_type = await _target_type_id(session, auth.account_id, payload.toObjectTypeId)
     row = await _associate_types(session, auth.account_id, from_type, to_type, payload.name)
-    return ORJSONResponse({"id": str(row["id"]), "fromObjectTypeId": from_type, "toObjectTypeId": to_type,
+    return FastJSONResponse({"id": str(row["id"]), "fromObjectTypeId": from_type, "toObjectTypeId": to_type,
                            "name": row["name"]}, status_code=201)
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.logging import current_request_id
 from crm_common.outbox import add_event
+from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import ORJSONResponse
 
 from records_svc import repository, service
 from records_svc.api.deps import Auth, Session
@@ -123,7 +123,7 @@ async def list_objects(
         cursor = str(rows[limit - 1]["id"])
         response["paging"] = {"next": {"after": cursor,
                                        "link": f"/crm/v3/objects/{objectType}?after={cursor}&limit={limit}"}}
-    return ORJSONResponse(response)
+    return FastJSONResponse(response)
 
 
 @router.get("/{objectType}/{objectId}", response_model=SimplePublicObject, responses=ERRORS, summary="Read a record")
@@ -142,7 +142,7 @@ async def get_object(
                                    with_history=bool(history))
     body = to_public(row, object_type, requested=split_list(properties), with_history=history)
     await with_associations(session, auth, object_type, [body], split_list(associations))
-    return ORJSONResponse(body)
+    return FastJSONResponse(body)
 
 
 @router.post("/{objectType}", status_code=201, response_model=SimplePublicObject, responses=ERRORS,
@@ -152,7 +152,7 @@ async def create_object(objectType: str, payload: ObjectCreateInput, auth: Auth,
     row = await service.create_record(
         session, account_id=auth.account_id, object_type=object_type, properties=payload.properties,
         associations=[a.model_dump() for a in payload.associations], source=api_source(auth))
-    return ORJSONResponse(to_public(row, object_type, requested=list(payload.properties)), status_code=201)
+    return FastJSONResponse(to_public(row, object_type, requested=list(payload.properties)), status_code=201)
 
 
 @router.patch("/{objectType}/{objectId}", response_model=SimplePublicObject, responses=ERRORS,
@@ -163,7 +163,7 @@ async def update_object(objectType: str, objectId: str, payload: ObjectUpdateInp
     row = await service.update_record(session, account_id=auth.account_id, object_type=object_type,
                                       record_id=objectId, id_property=idProperty, properties=payload.properties,
                                       source=api_source(auth))
-    return ORJSONResponse(to_public(row, object_type, requested=list(payload.properties)))
+    return FastJSONResponse(to_public(row, object_type, requested=list(payload.properties)))
 
 
 @router.delete("/{objectType}/{objectId}", status_code=204, responses=ERRORS, summary="Archive a record")
@@ -225,7 +225,7 @@ async def batch_create(objectType: str, payload: BatchCreateInput, auth: Auth, s
             errors.append(standard_error(exc.status, exc.category, exc.message,
                                          {"objectWriteTraceId": [item.objectWriteTraceId or ""]}))
     body, status = batch_body(results, errors, started)
-    return ORJSONResponse(body, status_code=201 if status == 200 else 207)
+    return FastJSONResponse(body, status_code=201 if status == 200 else 207)
 
 
 @router.post("/{objectType}/batch/read", response_model=BatchResponse,
@@ -254,7 +254,7 @@ async def batch_read(objectType: str, payload: BatchReadInput, auth: Auth, sessi
     errors = [standard_error(404, "OBJECT_NOT_FOUND", f"Could not get some {object_type.name} objects, they may be "
                              f"deleted or not exist. Check that ids are valid.", {"ids": missing})] if missing else []
     body, status = batch_body(results, errors, started)
-    return ORJSONResponse(body, status_code=status)
+    return FastJSONResponse(body, status_code=status)
 
 
 @router.post("/{objectType}/batch/update", response_model=BatchResponse,
@@ -294,7 +294,7 @@ async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, s
     errors = [standard_error(404, "OBJECT_NOT_FOUND", f"Could not update some {object_type.name}: no record with "
                              "these ids", {"ids": missing})] if missing else []
     body, status = batch_body(results, errors, started)
-    return ORJSONResponse(body, status_code=status)
+    return FastJSONResponse(body, status_code=status)
 
 
 @router.post("/{objectType}/batch/upsert", response_model=BatchUpsertResponse,
@@ -330,7 +330,7 @@ async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, s
                                           properties=properties, source=source)
         results.append({**to_public(row, object_type, requested=list(properties)), "new": True})
     body, status = batch_body(results, [], started)
-    return ORJSONResponse(body, status_code=status)
+    return FastJSONResponse(body, status_code=status)
 
 
 @router.post("/{objectType}/batch/archive", status_code=204, responses=ERRORS, summary="Archive a batch of records")
@@ -387,7 +387,7 @@ async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, se
     next_offset = offset + len(rows)
     if next_offset < total and next_offset < MAX_RESULTS:
         body["paging"] = {"next": {"after": str(next_offset)}}
-    return ORJSONResponse(body)
+    return FastJSONResponse(body)
 
 
 corral_router = APIRouter(prefix="/corral/v1/records", tags=["Objects"])
@@ -403,7 +403,7 @@ async def restore_object(objectType: str, objectId: str, auth: Auth, session: Se
     rows = await repository.fetch_records(session, auth.account_id, object_type.id, [record_id])
     if not restored and record_id not in rows:
         raise service.not_found(object_type, objectId)
-    return ORJSONResponse(to_public(rows[record_id], object_type, requested=None))
+    return FastJSONResponse(to_public(rows[record_id], object_type, requested=None))
 
 
 @router.post("/{objectType}/gdpr-delete", status_code=204, responses=ERRORS,

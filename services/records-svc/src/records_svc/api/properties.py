@@ -6,8 +6,8 @@ import re
 from typing import Annotated, Any
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from records_svc import repository
@@ -210,13 +210,13 @@ async def list_properties(objectType: str, auth: Auth, session: Session, archive
         defs = list((await load_catalog(session, auth.account_id, object_type)).properties.values())
     wanted = {p.strip() for v in properties or [] for p in v.split(",") if p.strip()}
     results = [property_out(d) for d in defs if not wanted or d.name in wanted]
-    return ORJSONResponse({"results": results})
+    return FastJSONResponse({"results": results})
 
 
 @router.post("/{objectType}", status_code=201, response_model=PropertyOut, responses=ERRORS,
              summary="Create a property")
 async def create_property(objectType: str, payload: PropertyCreate, auth: Auth, session: Session) -> Any:
-    return ORJSONResponse(await _create(session, auth.account_id, objectType, payload), status_code=201)
+    return FastJSONResponse(await _create(session, auth.account_id, objectType, payload), status_code=201)
 
 
 @router.get("/{objectType}/groups", response_model=GroupCollection, responses=ERRORS, summary="List property groups")
@@ -227,7 +227,7 @@ async def list_groups(objectType: str, auth: Auth, session: Session) -> Any:
     for g in await repository.property_groups(session, auth.account_id, object_type.id):
         results.append({"name": g["name"], "label": g["label"], "displayOrder": g["display_order"],
                         "archived": g["archived"]})
-    return ORJSONResponse({"results": results})
+    return FastJSONResponse({"results": results})
 
 
 @router.post("/{objectType}/groups", status_code=201, response_model=GroupOut, responses=ERRORS,
@@ -241,7 +241,7 @@ async def create_group(objectType: str, payload: GroupCreate, auth: Auth, sessio
         raise HubSpotError(409, f"A property group named '{payload.name}' already exists.", category="CONFLICT")
     g = await repository.upsert_property_group(session, auth.account_id, object_type.id, payload.name,
                                                payload.label, payload.displayOrder)
-    return ORJSONResponse({"name": g["name"], "label": g["label"], "displayOrder": g["display_order"],
+    return FastJSONResponse({"name": g["name"], "label": g["label"], "displayOrder": g["display_order"],
                            "archived": False}, status_code=201)
 
 
@@ -251,11 +251,11 @@ async def get_group(objectType: str, groupName: str, auth: Auth, session: Sessio
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     standard = standard_groups(object_type.id)
     if groupName in standard:
-        return ORJSONResponse({"name": groupName, "label": standard[groupName], "displayOrder": -1,
+        return FastJSONResponse({"name": groupName, "label": standard[groupName], "displayOrder": -1,
                                "archived": False})
     for g in await repository.property_groups(session, auth.account_id, object_type.id):
         if g["name"] == groupName:
-            return ORJSONResponse({"name": g["name"], "label": g["label"], "displayOrder": g["display_order"],
+            return FastJSONResponse({"name": g["name"], "label": g["label"], "displayOrder": g["display_order"],
                                    "archived": False})
     raise HubSpotError(404, f"Property group {groupName} does not exist on {object_type.name}")
 
@@ -271,7 +271,7 @@ async def update_group(objectType: str, groupName: str, payload: GroupUpdate, au
             updated = await repository.upsert_property_group(
                 session, auth.account_id, object_type.id, groupName, payload.label or g["label"],
                 g["display_order"] if payload.displayOrder is None else payload.displayOrder)
-            return ORJSONResponse({"name": updated["name"], "label": updated["label"],
+            return FastJSONResponse({"name": updated["name"], "label": updated["label"],
                                    "displayOrder": updated["display_order"], "archived": False})
     raise HubSpotError(404, f"Property group {groupName} does not exist on {object_type.name}")
 
@@ -291,7 +291,7 @@ async def archive_group(objectType: str, groupName: str, auth: Auth, session: Se
              summary="Create a batch of properties")
 async def batch_create_properties(objectType: str, payload: BatchPropertyCreate, auth: Auth, session: Session) -> Any:
     results = [await _create(session, auth.account_id, objectType, item) for item in payload.inputs]
-    return ORJSONResponse({"status": "COMPLETE", "results": results}, status_code=201)
+    return FastJSONResponse({"status": "COMPLETE", "results": results}, status_code=201)
 
 
 @router.post("/{objectType}/batch/read", response_model=PropertyCollection, responses=ERRORS,
@@ -300,7 +300,7 @@ async def batch_read_properties(objectType: str, payload: BatchPropertyRead, aut
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     catalog = await load_catalog(session, auth.account_id, object_type)
     results = [property_out(catalog.properties[i.name]) for i in payload.inputs if i.name in catalog.properties]
-    return ORJSONResponse({"status": "COMPLETE", "results": results})
+    return FastJSONResponse({"status": "COMPLETE", "results": results})
 
 
 @router.post("/{objectType}/batch/archive", status_code=204, responses=ERRORS, summary="Archive a batch of properties")
@@ -334,7 +334,7 @@ async def get_property(objectType: str, propertyName: str, auth: Auth, session: 
             prop = definition_from_row(row)
     if prop is None:
         raise HubSpotError(404, f"Property {propertyName} does not exist on {object_type.name}")
-    return ORJSONResponse(property_out(prop))
+    return FastJSONResponse(property_out(prop))
 
 
 @router.patch("/{objectType}/{propertyName}", response_model=PropertyOut, responses=ERRORS,
@@ -357,9 +357,9 @@ async def update_property(objectType: str, propertyName: str, payload: PropertyU
                "options": [o.model_dump() for o in payload.options] if payload.options is not None else None}
     changes = {k: v for k, v in columns.items() if v is not None}
     if not changes:
-        return ORJSONResponse(property_out(prop))
+        return FastJSONResponse(property_out(prop))
     row = await repository.update_property(session, auth.account_id, object_type.id, propertyName, changes)
-    return ORJSONResponse(property_out(definition_from_row(row)))
+    return FastJSONResponse(property_out(definition_from_row(row)))
 
 
 @router.delete("/{objectType}/{propertyName}", status_code=204, responses=ERRORS, summary="Archive a property")
