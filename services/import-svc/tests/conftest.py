@@ -70,6 +70,13 @@ def import_app_factory(imports_database: str, records_app: Any, file_store: Path
     return build
 
 
+@pytest.fixture
+async def private_database() -> AsyncIterator[str]:
+    """A database no other test's worker polls: for tests that pause or crash workers."""
+    async with migrated_database(SERVICE_DIR, "corral_imports_private") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 async def import_service(import_app_factory: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
     async with import_app_factory() as client:

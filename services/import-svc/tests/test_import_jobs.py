@@ -24,7 +24,7 @@ async def outbox_events(app: Any, import_id: str) -> list[str]:
     return [r[0] for r in rows if orjson.loads(bytes(r[1])).get("data", {}).get("importId") == import_id]
 
 
-async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, records: httpx.AsyncClient,
+async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, private_database: str, records: httpx.AsyncClient,
                                                 account_id: int) -> None:
     # 40 rows in batches of 5; row 23 repeats row 3's email with a new name; row 30 has a bad email.
     rows = [(f"c{i}@crash-imports.com", f"Name{i}") for i in range(40)]
@@ -32,7 +32,7 @@ async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, records
     rows[28] = ("not-an-email", "Bad")
     request = contacts_request([("Email", "email"), ("First Name", "firstname")])
     headers = signed_headers(account_id)
-    async with import_app_factory(worker_batch_size=5, worker_crash_after_batches=3,
+    async with import_app_factory(database_url=private_database, worker_batch_size=5, worker_crash_after_batches=3,
                                   worker_lease_seconds=1) as first:
         first.headers.update(headers)
         response = await start_import(first, request, {"contacts.csv": contacts_csv(rows)})
@@ -54,7 +54,7 @@ async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, records
         assert status["state"] == "PROCESSING"
         assert len(await search_all(records, "contacts", ["email"])) == 15
 
-    async with import_app_factory(worker_batch_size=5) as second:
+    async with import_app_factory(database_url=private_database, worker_batch_size=5) as second:
         second.headers.update(headers)
         done = await wait_final(second, import_id)
         assert done["state"] == "DONE", done
@@ -72,10 +72,10 @@ async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, records
         assert events == ["import.started", "import.completed"]
 
 
-async def test_at_most_three_imports_run_per_account(import_app_factory: Any, account_id: int) -> None:
+async def test_at_most_three_imports_run_per_account(import_app_factory: Any, private_database: str, account_id: int) -> None:
     rows = [(f"d{i}@defer-imports.com", f"N{i}") for i in range(30)]
     request = contacts_request([("Email", "email"), ("First Name", "firstname")])
-    async with import_app_factory(run_worker=False) as paused:
+    async with import_app_factory(database_url=private_database, run_worker=False) as paused:
         paused.headers.update(signed_headers(account_id))
         started = [(await start_import(paused, request, {"contacts.csv": contacts_csv(rows)})).json()
                    for _ in range(2)]
@@ -92,7 +92,7 @@ async def test_at_most_three_imports_run_per_account(import_app_factory: Any, ac
             await session.execute(text(
                 "UPDATE imports SET state = 'PROCESSING', lease_owner = 'elsewhere', "
                 "lease_until = now() + interval '1 hour' WHERE id = :i"), {"i": int(extra["id"])})
-    async with import_app_factory(worker_batch_size=5) as running:
+    async with import_app_factory(database_url=private_database, worker_batch_size=5) as running:
         running.headers.update(signed_headers(account_id))
         await asyncio.sleep(0.5)
         assert (await running.get(f"/crm/v3/imports/{fourth['id']}")).json()["state"] == "DEFERRED"
@@ -111,9 +111,9 @@ async def test_at_most_three_imports_run_per_account(import_app_factory: Any, ac
             assert (await running.get(f"/crm/v3/imports/{item['id']}")).json()["state"] == "CANCELED"
 
 
-async def test_cancel_list_and_paging(import_app_factory: Any, account_id: int) -> None:
+async def test_cancel_list_and_paging(import_app_factory: Any, private_database: str, account_id: int) -> None:
     request = contacts_request([("Email", "email"), ("First Name", "firstname")], name="to cancel")
-    async with import_app_factory(run_worker=False) as paused:
+    async with import_app_factory(database_url=private_database, run_worker=False) as paused:
         paused.headers.update(signed_headers(account_id))
         ids = [(await start_import(paused, request, {"contacts.csv": contacts_csv([("a@cancel-imports.com", "A")])},
                                    path=path)).json()["id"] for path in ("/crm/v3/imports", "/crm/v3/imports/",
