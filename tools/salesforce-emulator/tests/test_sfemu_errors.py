@@ -13,7 +13,7 @@ from salesforce_emulator import ids
 from salesforce_emulator.app import create_app
 from salesforce_emulator.settings import EmulatorSettings
 
-from .conftest import BASE_URL, SalesforceApi, fetch_token
+from .conftest import API, BASE_URL, SalesforceApi, fetch_token
 
 
 def single_error(response: httpx.Response, status: int, code: str) -> dict:
@@ -225,9 +225,11 @@ async def test_unknown_route_and_method_use_salesforce_error_shape(sf: Salesforc
     single_error(await sf.request("PUT", "/sobjects/Account"), 405, "METHOD_NOT_ALLOWED")
 
 
-@pytest.mark.parametrize("path", ["/sobjects/Account/describe", "/limits"])
-async def test_every_data_response_carries_limit_info(sf: SalesforceApi, path: str) -> None:
-    response = await sf.get(path)
+@pytest.mark.parametrize("url", [f"{API}/sobjects/Account/describe", f"{API}/limits", f"{API}/sobjects/Nope/describe",
+                                 "/services/data", "/livez", "/services/oauth2/userinfo"])
+async def test_every_response_carries_limit_info(sf: SalesforceApi, url: str) -> None:
+    response = await sf.client.get(url, headers=sf.headers())
+    assert response.status_code in (200, 404)
     assert response.headers["Sforce-Limit-Info"].startswith("api-usage=")
 
 

@@ -24,9 +24,9 @@ DATA_PREFIX = "/services/data/v"
 
 class ApiGate:
     """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path). For every request it drops a
-    trailing slash (Salesforce accepts both and a redirect would break PATCH/POST). For data calls it then
-    authenticates the bearer token, applies scheduled faults, enforces and counts the daily API allowance,
-    and stamps `Sforce-Limit-Info` on the response."""
+    trailing slash (Salesforce accepts both and a redirect would break PATCH/POST) and stamps
+    `Sforce-Limit-Info` on the response. For data calls it first authenticates the bearer token, applies
+    scheduled faults, and enforces and counts the daily API allowance."""
 
     def __init__(self, app: ASGIApp, org: Org) -> None:
         self.app = app
@@ -40,9 +40,6 @@ class ApiGate:
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
             scope = dict(scope, path=path, raw_path=path.encode())
-        if not path.startswith("/services/"):
-            await self.app(scope, receive, send)
-            return
         if not path.startswith(DATA_PREFIX):
             await self.app(scope, receive, self._with_limit_info(send))
             return
