@@ -1,6 +1,6 @@
 """Merge benchmark: merging two contacts with 1,000 associations each, against a single-record update.
 
-    uv run python bench/merges/bench_merge.py [--pairs 40] [--fan 1000] [--plain-pairs 40] [--seed 42]
+    uv run python bench/merges/bench_merge.py [--pairs 30] [--fan 1000] [--plain-pairs 30] [--seed 42]
 
 Boots one private copy of the suite (gateway + services on free ports, throwaway databases dropped at
 the end) and measures, in that one run, through the gateway, one request at a time:
@@ -10,8 +10,8 @@ the end) and measures, in that one run, through the gateway, one request at a ti
    companies are shuffled by seed, no two contacts share one): p50/p99 latency and merges per second
    (sequential: count / wall time of the merges alone);
 2. the same for `--plain-pairs` pairs without associations, to show what the associations cost;
-3. baseline: `PATCH /crm/v3/objects/contacts/{id}` of one property on a contact that also has `--fan`
-   associations, one update interleaved before each merge of (1) and (2), same run.
+3. baseline: `PATCH /crm/v3/objects/contacts/{id}` of one property of another contact, one update
+   interleaved before each merge of (1) and (2), same run.
 
 Records and associations are seeded through records-svc's internal bulk routes (signed as the gateway
 would, for the account behind the gateway token). Nothing here asserts a timing; the load generator
@@ -132,6 +132,7 @@ async def run(args: argparse.Namespace) -> str:
         async with gateway, direct:
             fan = args.fan
             heavy = args.pairs * 2 + args.pairs  # two per pair plus one update target per merge
+            linked = args.pairs * 2
             t0 = time.monotonic()
             contacts = await seed_records(direct, "contacts", [
                 {"email": f"m{i}@bench.example", "firstname": f"F{i}", "lastname": f"L{i}",
@@ -139,9 +140,9 @@ async def run(args: argparse.Namespace) -> str:
                  "num_conversion_events": str(rng.randint(0, 9))}
                 for i in range(heavy + args.plain_pairs * 2 + args.plain_pairs)])
             companies = await seed_records(direct, "companies", [
-                {"name": f"Co {i}", "domain": f"co{i}.bench.example"} for i in range(heavy * fan)])
+                {"name": f"Co {i}", "domain": f"co{i}.bench.example"} for i in range(linked * fan)])
             rng.shuffle(companies)
-            links = [(contacts[i], companies[i * fan + j]) for i in range(heavy) for j in range(fan)]
+            links = [(contacts[i], companies[i * fan + j]) for i in range(linked) for j in range(fan)]
             await seed_associations(direct, links)
             seeded = time.monotonic() - t0
 
@@ -222,8 +223,8 @@ async def run(args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=40)
-    parser.add_argument("--plain-pairs", type=int, default=40)
+    parser.add_argument("--pairs", type=int, default=30)
+    parser.add_argument("--plain-pairs", type=int, default=30)
     parser.add_argument("--fan", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
