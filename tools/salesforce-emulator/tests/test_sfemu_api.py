@@ -437,3 +437,28 @@ async def test_account_etags_guard_reads_and_writes(sf: SalesforceApi) -> None:
     assert (await sf.get(f"/sobjects/Account/{account_id}")).headers["ETag"] != etag
     contact_id = await sf.create("Contact", {"LastName": "No tag"})
     assert "ETag" not in (await sf.get(f"/sobjects/Contact/{contact_id}")).headers
+
+
+async def test_aggregate_functions_and_group_by(sf: SalesforceApi, org: Org) -> None:
+    org.page_size = 2000
+    deals = [("Prospecting", 10), ("Prospecting", 30), ("Closed Won", 100), ("Closed Won", None)]
+    for number, (stage, amount) in enumerate(deals):
+        await sf.post("/sobjects/Opportunity", json={"Name": f"D{number}", "StageName": stage,
+                                                     "CloseDate": "2026-12-01", "Amount": amount})
+    response = await sf.query("SELECT StageName, COUNT(Id) deals, SUM(Amount), AVG(Amount), MAX(Name) "
+                              "FROM Opportunity GROUP BY StageName ORDER BY StageName")
+    assert response.status_code == 200, response.text
+    assert response.json()["records"] == [
+        {"attributes": {"type": "AggregateResult"}, "StageName": "Closed Won", "deals": 2, "expr0": 100,
+         "expr1": 100.0, "expr2": "D3"},
+        {"attributes": {"type": "AggregateResult"}, "StageName": "Prospecting", "deals": 2, "expr0": 40,
+         "expr1": 20.0, "expr2": "D1"},
+    ]
+    total = (await sf.query("SELECT COUNT(Id), MIN(CloseDate) FROM Opportunity WHERE Amount = null")).json()
+    assert total["totalSize"] == 1 and total["records"][0]["expr0"] == 1
+    assert total["records"][0]["expr1"] == "2026-12-01"
+    ungrouped = await sf.query("SELECT Name, COUNT(Id) FROM Opportunity GROUP BY StageName")
+    assert ungrouped.json()[0]["errorCode"] == "MALFORMED_QUERY"
+    assert "Field must be grouped or aggregated: Name" in ungrouped.json()[0]["message"]
+    text_sum = await sf.query("SELECT SUM(Name) FROM Opportunity")
+    assert text_sum.json()[0]["errorCode"] == "INVALID_FIELD"

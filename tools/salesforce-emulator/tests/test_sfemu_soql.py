@@ -201,3 +201,13 @@ def test_child_subqueries_parse_one_level_deep() -> None:
     with pytest.raises(SalesforceError) as nested:
         parse_soql("SELECT Id, (SELECT Id, (SELECT Id FROM Tasks) FROM Contacts) FROM Account")
     assert nested.value.error_code == "MALFORMED_QUERY"
+
+
+def test_aggregate_select_items_and_group_by() -> None:
+    query = parse_soql("SELECT StageName, COUNT(Id) total, SUM(Amount) FROM Opportunity GROUP BY StageName")
+    assert [(a.function, a.path.text if a.path else None, a.alias) for a in query.aggregates] == [
+        ("COUNT", "Id", "total"), ("SUM", "Amount", None)]
+    assert [path.text for path in query.group_by] == ["StageName"] and not query.count_only
+    assert parse_soql("SELECT COUNT() FROM Opportunity").count_only
+    compiled = compile_query("SELECT COUNT_DISTINCT(Name) FROM Account")
+    assert compiled.is_aggregate and compiled.aggregates[0].output_key == "expr0"

@@ -32,6 +32,7 @@ from salesforce_emulator.soql.compiler import (
     CompiledQuery,
     QueryCompiler,
     ResolvedPath,
+    aggregate_rows,
     sort_records,
 )
 from salesforce_emulator.soql.parser import parse_soql
@@ -576,6 +577,8 @@ class RecordStore:
             rows = [record for record in candidates if predicate(record)]
         else:
             rows = [record for record in candidates if not record["IsDeleted"] and predicate(record)]
+        if compiled.is_aggregate:
+            return compiled, aggregate_rows(compiled, rows), _as_is
         if compiled.order:
             sort_records(rows, compiled.order)
         if compiled.offset:
@@ -625,6 +628,11 @@ class RecordStore:
     def stats(self) -> dict[str, int]:
         return {name: sum(1 for record in rows.values() if not record["IsDeleted"])
                 for name, rows in self.by_type.items()}
+
+
+def _as_is(row: Record) -> Record:
+    """The projection of rows that are already in output shape (aggregate results)."""
+    return row
 
 
 class MultipleMatches(Exception):

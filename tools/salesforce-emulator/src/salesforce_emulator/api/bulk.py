@@ -128,8 +128,9 @@ async def create_query_job(version: str, request: Request, org: OrgDep, session:
     delimiter, line_ending = _options(body)
     compiled, matched, _ = org.store.run_query(body["query"], include_deleted=operation == "queryAll",
                                                version=version)
-    if compiled.children:
-        raise SalesforceError(400, "API_ERROR", "Bulk API 2.0 does not support relationship subqueries")
+    if compiled.children or compiled.is_aggregate:
+        raise SalesforceError(400, "API_ERROR", "Bulk API 2.0 does not support relationship subqueries or "
+                                                "aggregate functions")
     now = format_datetime(org.clock.now())
     job = BulkJob(org.store.id_generator.next_id("750"), "query", operation, compiled.sobject.name,
                   session.user_id, now, version, delimiter, line_ending, state="JobComplete", modstamp=now)

@@ -45,6 +45,20 @@ class CompiledQuery:
     limit: int | None
     offset: int | None
     children: list[ChildQuery] = field(default_factory=list)
+    group_by: list[ResolvedPath] = field(default_factory=list)
+    aggregates: list[CompiledAggregate] = field(default_factory=list)
+
+    @property
+    def is_aggregate(self) -> bool:
+        return bool(self.aggregates or self.group_by)
+
+
+@dataclass
+class CompiledAggregate:
+    output_key: str  # the alias, or expr0, expr1, ... in select order
+    function: str
+    getter: Getter | None  # None for COUNT()
+    folds_case: bool
 
 
 @dataclass
@@ -95,8 +109,41 @@ class QueryCompiler:
             nulls_first = key.nulls_first if key.nulls_first is not None else not key.descending
             order.append((self.sort_getter(resolved), key.descending, nulls_first))
         children = [self.compile_child(sobject, subquery) for subquery in query.subqueries]
+        group_by = [self.resolve(sobject, path) for path in query.group_by]
+        aggregates = self.compile_aggregates(sobject, query)
+        if aggregates or group_by:
+            grouped = {(tuple(hop.name for hop in path.hops), path.target.name) for path in group_by}
+            for path in selected:
+                if (tuple(hop.name for hop in path.hops), path.target.name) not in grouped:
+                    raise self.located("MALFORMED_QUERY", path.path.position,
+                                       f"Field must be grouped or aggregated: {path.target.name}")
+            if children:
+                raise self.located("MALFORMED_QUERY", query.subqueries[0].sobject_position,
+                                   "Relationship subqueries cannot be combined with aggregate functions")
         return CompiledQuery(sobject, query.sobject, query.count_only, selected, predicate, order, query.limit,
-                             query.offset, children)
+                             query.offset, children, group_by, aggregates)
+
+    def compile_aggregates(self, sobject: SObjectDef, query: Query) -> list[CompiledAggregate]:
+        compiled: list[CompiledAggregate] = []
+        unnamed = 0
+        for aggregate in query.aggregates:
+            if aggregate.alias:
+                output_key = aggregate.alias
+            else:
+                output_key = f"expr{unnamed}"
+                unnamed += 1
+            if aggregate.path is None:
+                compiled.append(CompiledAggregate(output_key, aggregate.function, None, False))
+                continue
+            resolved = self.resolve(sobject, aggregate.path)
+            kind = resolved.target.type
+            if aggregate.function in ("SUM", "AVG") and kind not in _NUMERIC:
+                raise self.located("INVALID_FIELD", aggregate.position,
+                                   f"field {resolved.target.name} does not support aggregate operator "
+                                   f"{aggregate.function}")
+            compiled.append(CompiledAggregate(output_key, aggregate.function, resolved.getter,
+                                              kind in STRING_TYPES))
+        return compiled
 
     def compile_child(self, parent: SObjectDef, subquery: Query) -> ChildQuery:
         found = self.child_relationship(parent, subquery.sobject) if self.child_relationship else None
@@ -359,3 +406,51 @@ def sort_records(records: list[Record], order: list[tuple[Getter, bool, bool]]) 
 
         records.sort(key=key, reverse=descending)
     return records
+
+
+def aggregate_rows(compiled: CompiledQuery, records: list[Record]) -> list[Record]:
+    """GROUP BY and aggregate functions over the filtered rows, as AggregateResult records.
+
+    Groups compare text without case, as Salesforce does, and show the first row's spelling."""
+    group_getters = [path.getter for path in compiled.group_by]
+    groups: dict[tuple, list[Record]] = {}
+    for record in records:
+        groups.setdefault(tuple(_fold(get(record)) for get in group_getters), []).append(record)
+    if not compiled.group_by and not groups:
+        groups[()] = []  # an aggregate without GROUP BY always answers one row
+    representatives = [rows[0] if rows else {} for rows in groups.values()]
+    outputs: dict[int, Record] = {}
+    for representative, rows in zip(representatives, groups.values(), strict=True):
+        output: Record = {"attributes": {"type": "AggregateResult"}}
+        for path in compiled.group_by:
+            output[path.target.name] = path.getter(representative) if rows else None
+        for aggregate in compiled.aggregates:
+            output[aggregate.output_key] = _aggregate_value(aggregate, rows)
+        outputs[id(representative)] = output
+    if compiled.order:
+        sort_records(representatives, compiled.order)
+    ordered = [outputs[id(representative)] for representative in representatives]
+    if compiled.offset:
+        ordered = ordered[compiled.offset:]
+    if compiled.limit is not None:
+        ordered = ordered[: compiled.limit]
+    return ordered
+
+
+def _aggregate_value(aggregate: CompiledAggregate, rows: list[Record]) -> Any:
+    if aggregate.getter is None:
+        return len(rows)
+    values = [value for value in map(aggregate.getter, rows) if value is not None]
+    if aggregate.function == "COUNT":
+        return len(values)
+    if aggregate.function == "COUNT_DISTINCT":
+        return len({_fold(value) for value in values} if aggregate.folds_case else set(values))
+    if not values:
+        return None
+    if aggregate.function == "MIN":
+        return min(values, key=_fold) if aggregate.folds_case else min(values)
+    if aggregate.function == "MAX":
+        return max(values, key=_fold) if aggregate.folds_case else max(values)
+    if aggregate.function == "SUM":
+        return sum(values)
+    return sum(values) / len(values)

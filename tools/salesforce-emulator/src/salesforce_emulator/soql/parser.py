@@ -4,6 +4,8 @@ Grammar (the subset Corral's sync needs):
     query      := SELECT select FROM ident [WHERE or] [ORDER BY order (',' order)*] [LIMIT int] [OFFSET int]
     select     := COUNT '(' ')' | item (',' item)*
     item       := path | '(' query ')'          (a child-relationship subquery, one level deep)
+                | function '(' [path] ')' [alias]   (COUNT COUNT_DISTINCT MIN MAX SUM AVG)
+    query      := ... FROM ident [WHERE or] [GROUP BY path (',' path)*] [ORDER BY ...] [LIMIT] [OFFSET]
     path       := ident ('.' ident)*
     or         := and (OR and)*
     and        := not (AND not)*
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from salesforce_emulator.errors import SalesforceError
 from salesforce_emulator.soql.syntax import (
+    Aggregate,
     BooleanOp,
     Comparison,
     Condition,
@@ -31,6 +34,7 @@ from salesforce_emulator.soql.tokenizer import Token, malformed, tokenize
 DATE_FUNCTIONS_WITHOUT_ARGUMENT = {"TODAY", "YESTERDAY", "TOMORROW", "THIS_WEEK", "LAST_WEEK", "NEXT_WEEK",
                                    "THIS_MONTH", "LAST_MONTH", "NEXT_MONTH", "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR"}
 DATE_FUNCTIONS_WITH_ARGUMENT = {"LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO"}
+AGGREGATE_FUNCTIONS = {"COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "AVG"}
 _COMPARISON_OPERATORS = {"=", "!=", "<", "<=", ">", ">="}
 
 
@@ -90,14 +94,21 @@ class _Parser:
 
     def parse_query(self, *, nested: bool) -> Query:
         self.expect_keyword("SELECT")
-        fields, count_only, subqueries = self.parse_select_list(nested=nested)
+        fields, count_only, subqueries, aggregates = self.parse_select_list(nested=nested)
         self.expect_keyword("FROM")
         sobject = self.expect_identifier()
         query = Query(fields=fields, sobject=sobject.value, sobject_position=sobject.position,
-                      count_only=count_only, subqueries=subqueries)
+                      count_only=count_only, subqueries=subqueries, aggregates=aggregates)
         if self.at_keyword("WHERE"):
             self.advance()
             query.where = self.parse_or()
+        if self.at_keyword("GROUP"):
+            self.advance()
+            self.expect_keyword("BY")
+            query.group_by.append(self.parse_path())
+            while self.at_punct(","):
+                self.advance()
+                query.group_by.append(self.parse_path())
         if self.at_keyword("ORDER"):
             self.advance()
             self.expect_keyword("BY")
@@ -113,25 +124,47 @@ class _Parser:
             query.offset = self.parse_non_negative_integer()
         return query
 
-    def parse_select_list(self, *, nested: bool) -> tuple[list[FieldPath], bool, list[Query]]:
-        if self.at_keyword("COUNT") and not nested:
-            self.advance()
-            self.expect_punct("(")
-            self.expect_punct(")")
-            return [], True, []
+    def peek(self, offset: int) -> Token:
+        return self.tokens[min(self.index + offset, len(self.tokens) - 1)]
+
+    def at_aggregate(self) -> bool:
+        token = self.current
+        is_function = (token.kind == "keyword" and token.upper == "COUNT") or \
+            (token.kind == "ident" and token.upper in AGGREGATE_FUNCTIONS)
+        following = self.peek(1)
+        return is_function and following.kind == "punct" and following.value == "("
+
+    def parse_select_list(self, *, nested: bool) -> tuple[list[FieldPath], bool, list[Query], list[Aggregate]]:
+        if self.at_keyword("COUNT") and self.peek(1).value == "(" and self.peek(2).value == ")" and \
+                self.peek(3).kind == "keyword" and self.peek(3).upper == "FROM":
+            self.index += 3
+            return [], True, [], []
         fields: list[FieldPath] = []
         subqueries: list[Query] = []
+        aggregates: list[Aggregate] = []
         while True:
-            next_token = self.tokens[self.index + 1] if self.index + 1 < len(self.tokens) else self.current
-            if self.at_punct("(") and not nested and next_token.kind == "keyword" and next_token.upper == "SELECT":
+            following = self.peek(1)
+            if self.at_punct("(") and not nested and following.kind == "keyword" and following.upper == "SELECT":
                 self.advance()
                 subqueries.append(self.parse_query(nested=True))
                 self.expect_punct(")")
+            elif self.at_aggregate():
+                aggregates.append(self.parse_aggregate())
             else:
                 fields.append(self.parse_path())
             if not self.at_punct(","):
-                return fields, False, subqueries
+                return fields, False, subqueries, aggregates
             self.advance()
+
+    def parse_aggregate(self) -> Aggregate:
+        function = self.advance()
+        self.expect_punct("(")
+        path = None
+        if not (function.upper == "COUNT" and self.at_punct(")")):
+            path = self.parse_path()
+        self.expect_punct(")")
+        alias = self.advance().value if self.current.kind == "ident" else None
+        return Aggregate(function.upper, path, alias, function.position)
 
     def parse_path(self) -> FieldPath:
         first = self.expect_identifier()

@@ -48,6 +48,16 @@ Condition = Comparison | BooleanOp | Not
 
 
 @dataclass(frozen=True)
+class Aggregate:
+    """COUNT(f), COUNT_DISTINCT(f), MIN, MAX, SUM, AVG; `path` is None for a bare COUNT()."""
+
+    function: str
+    path: FieldPath | None
+    alias: str | None
+    position: int
+
+
+@dataclass(frozen=True)
 class OrderKey:
     path: FieldPath
     descending: bool = False
@@ -66,3 +76,5 @@ class Query:
     offset: int | None = None
     # Child-relationship subqueries, e.g. (SELECT Id FROM Contacts); their `sobject` is the relationship name.
     subqueries: list[Query] = field(default_factory=list)
+    aggregates: list[Aggregate] = field(default_factory=list)
+    group_by: list[FieldPath] = field(default_factory=list)

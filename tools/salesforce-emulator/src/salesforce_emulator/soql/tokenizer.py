@@ -9,7 +9,7 @@ from salesforce_emulator.errors import SalesforceError
 
 KEYWORDS = {
     "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC", "DESC", "NULLS",
-    "FIRST", "LAST", "LIMIT", "OFFSET", "NULL", "TRUE", "FALSE", "COUNT", "INCLUDES", "EXCLUDES",
+    "FIRST", "LAST", "LIMIT", "OFFSET", "NULL", "TRUE", "FALSE", "COUNT", "INCLUDES", "EXCLUDES", "GROUP",
 }
 
 _TOKEN_PATTERN = re.compile(
