@@ -192,7 +192,7 @@ async def run(args: argparse.Namespace) -> str:
                 pages += 1
     finally:
         suite.stop()
-        suite.drop_databases()
+        await asyncio.to_thread(suite.drop_databases)
     load_after = os.getloadavg()
     updates = heavy_updates_t + plain_updates_t
 
