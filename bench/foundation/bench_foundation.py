@@ -79,6 +79,10 @@ class Sample:
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     errors: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per part, summed over slots
+
+    def cpu_ms_per_request(self, part: str) -> float:
+        return self.cpu.get(part, 0.0) * 1000 / len(self.latencies) if self.latencies else float("nan")
 
     @property
     def rate(self) -> float:
@@ -220,6 +224,55 @@ def check(response: httpx.Response, *expected: int) -> httpx.Response:
 
 # --- 1. gateway overhead -----------------------------------------------------------------------------------
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class CpuProbe:
+    """CPU seconds used by this process (the load generator), the gateway, records-svc and the Postgres
+    backends serving the suite's records database: where each request's CPU goes. Backends are followed
+    by pid, so connections opened during a slot count in full and the ones closed during it are counted
+    up to their last reading (a small undercount); `connections` counts the backends started."""
+
+    PARTS = ("client", "gateway", "records-svc", "postgres")
+
+    def __init__(self, suite: Any) -> None:
+        self.pids = {name: suite.processes[name].pid for name in ("gateway", "records-svc")}
+        self.database = suite.databases["records-svc"].rsplit("/", 1)[1]
+
+    def _backends(self) -> dict[int, float]:
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres: ") and f" {self.database} ".encode() in cmdline:
+                found[int(entry.name)] = _proc_cpu(int(entry.name))
+        return found
+
+    def read(self) -> dict[str, Any]:
+        return {"client": time.process_time(), "gateway": _proc_cpu(self.pids["gateway"]),
+                "records-svc": _proc_cpu(self.pids["records-svc"]), "backends": self._backends()}
+
+    @staticmethod
+    def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+        out = {part: after[part] - before[part] for part in ("client", "gateway", "records-svc")}
+        old, new = before["backends"], after["backends"]
+        out["postgres"] = sum(max(0.0, cpu - old.get(pid, 0.0)) for pid, cpu in new.items())
+        out["connections"] = float(sum(1 for pid in new if pid not in old))
+        return out
+
 
 async def closed_loop(http: httpx.AsyncClient, make_request: Any, *, concurrency: int, seconds: float,
                       into: Sample) -> None:
@@ -247,8 +300,8 @@ async def closed_loop(http: httpx.AsyncClient, make_request: Any, *, concurrency
 
 
 async def bench_gateway_overhead(direct: httpx.AsyncClient, gateway: httpx.AsyncClient, ids: list[str], *,
-                                 concurrency: int, seconds: float, rounds: int,
-                                 rng: random.Random) -> dict[str, dict[str, Sample]]:
+                                 concurrency: int, seconds: float, rounds: int, rng: random.Random,
+                                 probe: CpuProbe) -> dict[str, dict[str, Sample]]:
     run = uuid.uuid4().hex[:6]
     counter = itertools.count()
 
@@ -271,8 +324,12 @@ async def bench_gateway_overhead(direct: httpx.AsyncClient, gateway: httpx.Async
             order = (("direct", direct), ("gateway", gateway)) if r % 2 == 0 else \
                 (("gateway", gateway), ("direct", direct))
             for name, http in order:
+                before = probe.read()
                 await closed_loop(http, make, concurrency=concurrency, seconds=seconds, into=results[op][name])
+                after = probe.read()
                 s = results[op][name]
+                for part, value in CpuProbe.delta(before, after).items():
+                    s.cpu[part] = s.cpu.get(part, 0.0) + value
                 print(f"  {op:<20} round {r + 1} {name:<8} so far {s.rate:8.0f} req/s "
                       f"p50 {ms(s.p(50))} ms, errors {s.errors}", flush=True)
     return results
@@ -340,10 +397,16 @@ def search_bodies(rng: random.Random, rows: list[dict[str, str]], count: int) ->
     }
 
 
-async def bench_search(gateway: httpx.AsyncClient, bodies: dict[str, list[dict[str, Any]]],
+DIRECT_EQ = "EQ email, direct to records-svc"
+
+
+async def bench_search(gateway: httpx.AsyncClient, direct: httpx.AsyncClient,
+                       bodies: dict[str, list[dict[str, Any]]],
                        count: int) -> tuple[dict[str, Sample], dict[str, list[int]]]:
-    """One request at a time (latency, not throughput), kinds interleaved round-robin with the baseline."""
-    samples = {"GET /livez (baseline)": Sample(), **{kind: Sample() for kind in bodies}}
+    """One request at a time (latency, not throughput), kinds interleaved round-robin with the baseline.
+    The EQ email searches are also sent straight to records-svc, to split the time between the
+    gateway hop and the service."""
+    samples = {"GET /livez (baseline)": Sample(), **{kind: Sample() for kind in bodies}, DIRECT_EQ: Sample()}
     totals: dict[str, list[int]] = {kind: [] for kind in bodies}
     for kind, items in bodies.items():  # warm-up: plans cached, pages touched once
         for body in items[:5]:
@@ -357,6 +420,9 @@ async def bench_search(gateway: httpx.AsyncClient, bodies: dict[str, list[dict[s
             response = check(await gateway.post(f"{CONTACTS}/search", json=items[i]), 200)
             samples[kind].latencies.append(time.perf_counter() - t0)
             totals[kind].append(response.json()["total"])
+        t0 = time.perf_counter()
+        check(await direct.post(f"{CONTACTS}/search", json=bodies["EQ email"][i]), 200)
+        samples[DIRECT_EQ].latencies.append(time.perf_counter() - t0)
         if (i + 1) % 100 == 0:
             print(f"  {i + 1} searches of each kind: " + ", ".join(
                 f"{k} p50 {ms(s.p(50))} ms" for k, s in samples.items()), flush=True)
@@ -493,7 +559,12 @@ def machine_facts() -> dict[str, str]:
         pass
     pg = subprocess.run(["psql", "-At", "-h", "127.0.0.1", "-U", "postgres", "-c", "SHOW server_version"],
                         capture_output=True, text=True).stdout.strip() or "?"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "services", "libs", "scripts"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": str(os.cpu_count()),
+            "commit": commit + (" with uncommitted changes" if dirty else ""),
             "cpu": cpu, "python": sys.version.split()[0], "postgres": pg,
             "load_start": "/".join(f"{x:.1f}" for x in os.getloadavg())}
 
@@ -528,7 +599,8 @@ async def measure(args: argparse.Namespace, suite: Any, token: str, account_id: 
             "operation": "CREATE", "idProperty": "email", "sourceType": "IMPORT", "rows": warm}), 200)
         ids = [r["id"] for r in response.json()["results"]]
         overhead = await bench_gateway_overhead(direct, gateway, ids, concurrency=args.concurrency,
-                                                seconds=args.seconds, rounds=args.rounds, rng=rng)
+                                                seconds=args.seconds, rounds=args.rounds, rng=rng,
+                                                probe=CpuProbe(suite))
 
         # 2. search over N contacts
         print(f"2. seeding {args.contacts:,} contacts through the internal bulk route", flush=True)
@@ -540,7 +612,7 @@ async def measure(args: argparse.Namespace, suite: Any, token: str, account_id: 
         print(f"  VACUUM ANALYZE records: {vacuum_seconds:.1f} s", flush=True)
         bodies = search_bodies(random.Random(args.seed + 1), rows, args.searches)
         print(f"  {args.searches} searches of each kind through the gateway, one at a time", flush=True)
-        searches, totals = await bench_search(gateway, bodies, args.searches)
+        searches, totals = await bench_search(gateway, direct, bodies, args.searches)
         plans = await explain_searches(suite.databases["records-svc"], account_id, bodies)
 
         # 3. batch upsert vs single creates
@@ -583,7 +655,7 @@ def run(args: argparse.Namespace) -> int:
     facts["load"] = "/".join(f"{x:.1f}" for x in os.getloadavg())
 
     # --- the table ---
-    out(f"Foundation benchmark, {facts['date']}: nproc {facts['nproc']} ({facts['cpu']}), Python "
+    out(f"Foundation benchmark, {facts['date']}, commit {facts['commit']}: nproc {facts['nproc']} ({facts['cpu']}), Python "
         f"{facts['python']}, PostgreSQL {facts['postgres']}; {args.contacts:,} contacts; seed {args.seed}; "
         f"load average (1/5/15 min) {facts['load_start']} at the start, {facts['load']} at the end")
     out()
@@ -601,6 +673,20 @@ def run(args: argparse.Namespace) -> int:
             out(f"| {op} | {name} | {s.rate:,.0f} | {ms(s.p(50))} | {ms(s.p(99))} | {s.errors} | "
                 f"{f'{ratio:.0%} (goal >= 70%: {verdict(ratio >= 0.7)})' if name == 'gateway' else 'baseline'} |")
     out()
+    out("CPU per request (ms, from /proc: this load generator, the gateway process, the records-svc process, "
+        "the Postgres backends of the records database):")
+    out()
+    out("| operation | path | " + " | ".join(CpuProbe.PARTS) + " | total | new Postgres connections per 1000 "
+        "requests |")
+    out("|---|---|" + "---:|" * (len(CpuProbe.PARTS) + 2))
+    for op, pair in overhead.items():
+        for name in ("direct", "gateway"):
+            s = pair[name]
+            cells = [s.cpu_ms_per_request(p) for p in CpuProbe.PARTS]
+            per_1000 = s.cpu.get("connections", 0.0) * 1000 / max(1, len(s.latencies))
+            out(f"| {op} | {name} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {sum(cells):.2f} | "
+                f"{per_1000:.0f} |")
+    out()
     out(f"2. Search over {args.contacts:,} contacts in one account, through the gateway, one request at a "
         f"time, {args.searches} of each kind interleaved; seeding {args.contacts / seed_seconds:,.0f} rows/s "
         f"({seed_seconds:.0f} s, {args.chunk:,} rows per bulk call, {args.seed_parallel} in flight); "
@@ -612,7 +698,7 @@ def run(args: argparse.Namespace) -> int:
     for kind, s in searches.items():
         t = totals.get(kind)
         matches = f"{statistics.median(t):,.0f} / {max(t):,}" if t else "-"
-        goal = verdict(s.p(50) < 0.020) if t else "baseline"
+        goal = verdict(s.p(50) < 0.020) if t else ("reference" if kind == DIRECT_EQ else "baseline")
         out(f"| {kind} | {ms(s.p(50))} | {ms(s.p(95))} | {ms(s.p(99))} | {matches} | {s.p(50) / floor:.1f}x | "
             f"{goal} |")
     out()
