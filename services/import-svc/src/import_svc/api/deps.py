@@ -18,6 +18,9 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(unit_of_work)]
+# scope="function": the transaction commits before the response is sent, so a client that reads
+# right after a write (the SDK polling an import it just started) sees it. The default ("request")
+# commits after the response has gone out.
+Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 __all__ = ["Auth", "Session"]

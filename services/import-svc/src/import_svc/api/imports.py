@@ -165,7 +165,7 @@ async def start_import(request: Request, auth: Auth, session: Session) -> Any:
                                                      size=size, file_format=file_format))
     worker = request.app.state.runtime.extras.get("worker")
     if worker is not None:
-        # Woken after the commit (the dependency commits when this returns), so poll soon instead.
+        # The unit of work commits as this returns; the worker looks a moment later.
         asyncio.get_running_loop().call_later(0.05, worker.wake)
     return ORJSONResponse(import_json(row, file_ids, counters))
 
