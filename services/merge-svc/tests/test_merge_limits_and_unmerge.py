@@ -81,7 +81,8 @@ async def test_unmerge_after_an_edit_restores_both_originals_and_keeps_the_edit(
         assert merged_response.status_code == 200, merged_response.text
         merged_id = merged_response.json()["id"]
         merge_id = (await next_event(queue, {"id": merged_id}))["data"]["mergeId"]
-    edited = await records.patch(f"/crm/v3/objects/contacts/{merged_id}", json={"properties": {"jobtitle": "CEO"}})
+    edited = await records.patch(f"/crm/v3/objects/contacts/{merged_id}",
+                                 json={"properties": {"jobtitle": "CEO", "num_conversion_events": "9"}})
     assert edited.status_code == 200, edited.text
 
     async with subscribed("record.unmerged") as queue:
@@ -89,9 +90,13 @@ async def test_unmerge_after_an_edit_restores_both_originals_and_keeps_the_edit(
         assert response.status_code == 200, response.text
         event = await next_event(queue, {"mergeId": merge_id})
     report = response.json()
-    assert report["keptChanges"] == {primary: {"jobtitle": "CEO"}}
+    kept = {primary: {"jobtitle": "CEO", "num_conversion_events": "9"}}
+    assert report["keptChanges"] == kept
     assert (report["primaryId"], report["secondaryId"], report["mergedId"]) == (primary, secondary, merged_id)
-    assert event["data"]["keptChanges"] == {primary: {"jobtitle": "CEO"}}
+    # The merge summed the counter (2 + 3 = 5); a later edit of a combined value is reported.
+    assert [(c["property"], c["mergedValue"], c["laterValue"]) for c in report["conflicts"]] == \
+        [("num_conversion_events", "5", "9")]
+    assert event["data"]["keptChanges"] == kept and event["data"]["conflicts"] == report["conflicts"]
 
     p = (await read(records, "contacts", primary, "email", "firstname", "jobtitle", "num_conversion_events",
                     "hs_additional_emails"))
@@ -99,14 +104,14 @@ async def test_unmerge_after_an_edit_restores_both_originals_and_keeps_the_edit(
     assert p["id"] == primary and s["id"] == secondary
     assert (p["properties"]["email"], p["properties"]["firstname"], p["properties"]["jobtitle"],
             p["properties"]["num_conversion_events"], p["properties"]["hs_additional_emails"]) == \
-        ("un-p@example.com", "Una", "CEO", "2", None)
+        ("un-p@example.com", "Una", "CEO", "9", None)
     assert (s["properties"]["email"], s["properties"]["firstname"], s["properties"]["city"],
             s["properties"]["num_conversion_events"]) == ("un-s@example.com", "Ulla", "Bonn", "3")
     links = (await records.get(f"/crm/v4/objects/contacts/{secondary}/associations/companies")).json()
     assert [e["toObjectId"] for e in links["results"]] == [company]
 
     view = (await merges.get(f"/corral/v1/merges/{merge_id}")).json()
-    assert view["status"] == "UNMERGED" and view["unmerge"]["keptChanges"] == {primary: {"jobtitle": "CEO"}}
+    assert view["status"] == "UNMERGED" and view["unmerge"]["keptChanges"] == kept
     twice = await merges.post(f"/corral/v1/merges/{merge_id}/unmerge")
     assert twice.status_code == 409 and "already unmerged" in twice.json()["message"]
     # The originals can be merged again.
