@@ -8,6 +8,7 @@ answer (the row then stays PENDING; records-svc journals the merge under `merge:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,10 +66,9 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
         raise HubSpotError(400, f"A record cannot be merged with itself: primaryObjectId and objectIdToMerge are "
                                 f"both {primary_id}", errors=[{"message": "same record", "code": "SAME_RECORD",
                                                                "in": "objectIdToMerge"}])
-    primary = await records.snapshot(account_id=account_id, object_type=request.object_type,
-                                     record_id=str(primary_id))
-    secondary = await records.snapshot(account_id=account_id, object_type=request.object_type,
-                                       record_id=str(secondary_id))
+    primary, secondary = await asyncio.gather(
+        records.snapshot(account_id=account_id, object_type=request.object_type, record_id=str(primary_id)),
+        records.snapshot(account_id=account_id, object_type=request.object_type, record_id=str(secondary_id)))
     for field, wanted, snap in (("primaryObjectId", primary_id, primary), ("objectIdToMerge", secondary_id, secondary)):
         if snap is None:
             raise HubSpotError(404, f"No {request.object_type} record with id {wanted} exists in this account "
