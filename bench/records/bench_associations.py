@@ -313,6 +313,11 @@ async def bench_reads(gateway: httpx.AsyncClient, company_id: int, fan: int, rea
 # --- plans -----------------------------------------------------------------------------------------------
 
 
+def plan_text(rows: list[Any]) -> str:
+    """The plan's lines, with the literal id arrays of the batch statements shortened."""
+    return "\n".join(re.sub(r"\{(\d+,){8}[\d,]+\}", lambda m: m.group(0)[:60] + "...}", r[0]) for r in rows)
+
+
 async def explain(database_url: str, account_id: int, contact_id: int, company_id: int, read_company: int,
                   batch: list[tuple[int, int]]) -> str:
     """EXPLAIN ANALYZE of the statements records-svc runs (SQL copied from repository.py at this commit), and of
@@ -348,7 +353,7 @@ async def explain(database_url: str, account_id: int, contact_id: int, company_i
     try:
         for title, sql, params in statements:
             rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *params)
-            parts.append(f"-- {title}\n" + "\n".join(r[0] for r in rows))
+            parts.append(f"-- {title}\n" + plan_text(rows))
         # The insert of one association pair, rolled back so the data stays as the API left it.
         tx = conn.transaction()
         await tx.start()
@@ -368,14 +373,14 @@ async def explain(database_url: str, account_id: int, contact_id: int, company_i
                 f'[{{"ft":"0-1","fi":{contact_id},"tt":"0-2","ti":{company_id},"c":"HUBSPOT_DEFINED","ty":279}},'
                 f'{{"ft":"0-2","fi":{company_id},"tt":"0-1","ti":{contact_id},"c":"HUBSPOT_DEFINED","ty":280}}]')
             parts.append("-- per input: insert_associations (2 rows: the pair and its inverse; rolled back)\n"
-                         + "\n".join(r[0] for r in rows))
+                         + plan_text(rows))
         finally:
             await tx.rollback()
         rows = await conn.fetch(
             "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM records WHERE account_id = $1 AND object_type_id = $2 "
             "AND id = ANY($3::bigint[]) AND NOT archived", account_id, "0-1", contacts)
         parts.append(f"-- set-based alternative: one existence check for the {len(contacts):,} contacts of a "
-                     "whole batch call\n" + "\n".join(r[0] for r in rows))
+                     "whole batch call\n" + plan_text(rows))
         tx = conn.transaction()
         await tx.start()
         try:
@@ -394,7 +399,7 @@ async def explain(database_url: str, account_id: int, contact_id: int, company_i
                    RETURNING from_object_type_id, from_id, to_object_type_id, to_id, category, type_id""",
                 account_id, pair_rows)
             parts.append(f"-- set-based alternative: insert_associations with all {2 * len(batch):,} rows of a "
-                         "whole batch call in one statement (rolled back)\n" + "\n".join(r[0] for r in rows))
+                         "whole batch call in one statement (rolled back)\n" + plan_text(rows))
         finally:
             await tx.rollback()
     finally:
@@ -529,6 +534,11 @@ def report(args: argparse.Namespace, facts: dict[str, str], res: Results) -> str
     for b in res.baselines:
         lines.append(f"| baseline: {b.name} | {b.rows:,} | {b.seconds:,.2f} | {b.rows / 2 / b.seconds:,.0f} | - | - | "
                      f"{api_per_row / (b.seconds / b.rows):,.0f}x |")
+    lat = res.associate.latencies
+    if len(lat) >= 10:
+        k = max(5, len(lat) // 5)
+        lines += ["", f"Per call: the first {k} calls p50 {ms(pct(lat[:k], 50))} ms, the last {k} p50 "
+                      f"{ms(pct(lat[-k:], 50))} ms (the associations table grows from 0 to {2 * sent:,} rows)."]
     lines += [
         "",
         f"While the API wrote (pg_stat_user_tables / pg_stat_database of records-svc's database): rows inserted "
