@@ -104,14 +104,22 @@ async def seed_records(direct: httpx.AsyncClient, object_type: str, rows: list[d
     return ids
 
 
-async def seed_associations(direct: httpx.AsyncClient, pairs: list[tuple[str, str]]) -> None:
-    for start in range(0, len(pairs), 20_000):
+async def seed_associations(direct: httpx.AsyncClient, pairs: list[tuple[str, str]], *, chunk: int = 1000,
+                            parallel: int = 2) -> None:
+    """Small calls: the internal route takes a savepoint per input, and thousands of subtransactions in one
+    transaction make PostgreSQL slow down sharply."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(start: int) -> None:
         inputs = [{"fromObjectType": "0-1", "fromId": c, "toObjectType": "0-2", "toId": k}
-                  for c, k in pairs[start:start + 20_000]]
-        response = check(await direct.post("/internal/v1/associations/bulk", json={"inputs": inputs}), 200)
+                  for c, k in pairs[start:start + chunk]]
+        async with gate:
+            response = check(await direct.post("/internal/v1/associations/bulk", json={"inputs": inputs}), 200)
         bad = [r for r in response.json()["results"] if r["status"] == "ERROR"]
         if bad:
             raise RuntimeError(f"associating: {bad[:3]}")
+
+    await asyncio.gather(*(one(s) for s in range(0, len(pairs), chunk)))
 
 
 async def run(args: argparse.Namespace) -> str:
