@@ -183,3 +183,49 @@ async def test_revert_reports_values_changed_since(imports: httpx.AsyncClient, r
     assert [(c["recordId"], c["property"]) for c in body["revert"]["conflicts"]] == [(existing["id"], "firstname")]
     current = (await records.get(f"/crm/v3/objects/contacts/{existing['id']}")).json()["properties"]
     assert current["firstname"] == "Later"
+
+
+class FlakyTransport(httpx.AsyncBaseTransport):
+    """records-svc unreachable for bulk writes while `down` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.down = True
+        self.refused = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down and request.url.path.endswith("/bulk-upsert"):
+            self.refused += 1
+            raise httpx.ConnectError("records-svc is down", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_records_outage_pauses_the_import_then_it_finishes(imports_database: str, records_app: Any,
+                                                                 file_store: Any, private_database: str,
+                                                                 records: httpx.AsyncClient, account_id: int) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from import_svc.main import create_app
+    from import_svc.settings import Settings
+
+    transport = FlakyTransport(httpx.ASGITransport(app=records_app))
+    app = create_app(Settings(database_url=private_database, log_json=False, log_level="ERROR",
+                              file_store_dir=str(file_store), worker_poll_interval=0.1, records_retries=1,
+                              worker_retry_seconds=0.3, run_outbox_relay=False), records_transport=transport)
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://imports",
+            headers=signed_headers(account_id)) as client:
+        rows = [(f"o{i}@outage-imports.com", "N") for i in range(7)]
+        import_id = (await start_import(client, contacts_request([("Email", "email"), ("First Name", "firstname")]),
+                                        {"c.csv": contacts_csv(rows)})).json()["id"]
+        for _ in range(100):
+            if transport.refused >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert transport.refused >= 2  # tried, paused, tried again
+        assert (await client.get(f"/crm/v3/imports/{import_id}")).json()["state"] == "PROCESSING"
+        transport.down = False
+        done = await wait_final(client, import_id)
+        assert done["state"] == "DONE"
+        assert done["metadata"]["counters"]["CREATED_OBJECTS"] == 7
+        assert len(await search_all(records, "contacts", ["email"])) == 7

@@ -27,17 +27,18 @@ class RecordsError(Exception):
 
 
 class RecordsClient:
-    def __init__(self, client: ServiceClient) -> None:
+    def __init__(self, client: ServiceClient, *, retries: int = RETRIES) -> None:
         self._client = client
+        self._retries = max(1, retries)
 
     async def _call(self, method: str, url: str, *, account_id: int, what: str, **kwargs: Any) -> Any:
         """Retries what a retry can fix: connection errors, 409 unique races, 5xx (every call is idempotent)."""
         delay = 0.2
-        for attempt in range(RETRIES):
+        for attempt in range(self._retries):
             try:
                 response = await self._client.request(method, url, account_id=account_id, **kwargs)
             except httpx.TransportError as exc:
-                if attempt == RETRIES - 1:
+                if attempt == self._retries - 1:
                     raise RecordsError(503, {"message": repr(exc)}, what) from exc
                 log.warning("records-svc unreachable; retrying", error=repr(exc), what=what)
             else:
@@ -45,7 +46,7 @@ class RecordsClient:
                     return orjson.loads(response.content) if response.content else None
                 retryable = response.status_code in (409, 429) or response.status_code >= 500
                 body = _json(response)
-                if not retryable or attempt == RETRIES - 1:
+                if not retryable or attempt == self._retries - 1:
                     raise RecordsError(response.status_code, body, what)
             await asyncio.sleep(delay)
             delay = min(delay * 3, 5.0)

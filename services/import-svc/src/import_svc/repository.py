@@ -163,6 +163,13 @@ async def save_checkpoint(session: AsyncSession, import_id: int, *, file_positio
         {"lease": lease_seconds, "i": import_id})
 
 
+async def release_lease(session: AsyncSession, import_id: int, *, retry_in: float) -> None:
+    """Still PROCESSING, owned by nobody: claimable again once `retry_in` seconds have passed."""
+    await session.execute(text("""
+        UPDATE imports SET lease_owner = NULL, lease_until = now() + make_interval(secs => :s), updated_at = now()
+        WHERE id = :i"""), {"s": retry_in, "i": import_id})
+
+
 async def mark_inflight(session: AsyncSession, import_id: int) -> None:
     """Written before a batch's records calls: a replay after a crash knows since when to look."""
     await session.execute(text("UPDATE import_checkpoints SET inflight_at = now() WHERE import_id = :i"),

@@ -11,6 +11,7 @@ class Settings(BaseServiceSettings):
     database_url: str = f"{DEFAULT_PG_URL}/corral_imports"
     records_url: str = "http://127.0.0.1:8101"
     records_timeout: float = 300.0
+    records_retries: int = 5
     file_store_dir: str = ".run/import-files"
 
     # The worker: rows per bulk call to records-svc, jobs run at once by one replica, how often an
@@ -20,6 +21,7 @@ class Settings(BaseServiceSettings):
     worker_concurrency: int = 2
     worker_poll_interval: float = 1.0
     worker_lease_seconds: float = 120.0
+    worker_retry_seconds: float = 15.0
     max_processing_per_account: int = 3
     # Fault injection for the crash tests: the worker dies right after the records call of this
     # batch (1-based), before its checkpoint. Never set in a deployment.

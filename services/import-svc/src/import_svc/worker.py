@@ -108,12 +108,25 @@ class ImportWorker:
             self._stopping = True
         except asyncio.CancelledError:
             raise
+        except RecordsError as exc:
+            if exc.status >= 500 or exc.status in (409, 429):
+                # records-svc is down or overloaded: keep the checkpoint, let a worker retry later.
+                log.warning("records-svc unavailable; import retried later", import_id=import_id, error=str(exc))
+                await self._retry_later(import_id)
+            else:
+                log.exception("import failed", import_id=import_id, error=repr(exc))
+                await self._fail(import_id, f"records-svc refused a batch: {exc.message}")
         except Exception as exc:
             log.exception("import failed", import_id=import_id, error=repr(exc))
             await self._fail(import_id, f"Internal error: {exc}")
         finally:
             self._slots.release()
             self._wake.set()
+
+    async def _retry_later(self, import_id: int) -> None:
+        async with transaction(self.runtime.sessionmaker) as session:
+            if await repository.lock_for_checkpoint(session, import_id, self.owner):
+                await repository.release_lease(session, import_id, retry_in=self.settings.worker_retry_seconds)
 
     async def _fail(self, import_id: int, message: str) -> None:
         async with transaction(self.runtime.sessionmaker) as session:
