@@ -123,3 +123,28 @@ async def test_association_label_column_adds_a_label(imports: httpx.AsyncClient,
     assert [t.get("label") for t in next(iter(intern.values()))] == [None]
     errors = await all_errors(imports, done["id"])
     assert [(e["sourceData"]["lineNumber"], e["errorType"]) for e in errors] == [(4, "INVALID_ASSOCIATION_LABEL")]
+
+
+async def test_notes_are_created_and_associated_never_updated(imports: httpx.AsyncClient,
+                                                              records: httpx.AsyncClient) -> None:
+    request = {"name": "notes", "dateFormat": "DAY_MONTH_YEAR", "importOperations": {"0-46": "UPSERT"},
+               "files": [{"fileName": "notes.csv", "fileImportPage": {"hasHeader": True, "columnMappings": [
+                   {"columnObjectTypeId": "0-1", "columnName": "Email", "propertyName": "email"},
+                   {"columnObjectTypeId": "0-46", "columnName": "Note", "propertyName": "hs_note_body"},
+                   {"columnObjectTypeId": "0-46", "columnName": "When", "propertyName": "hs_timestamp"}]}}]}
+    content = ("Email,Note,When\n"
+               "n1@notes-imports.com,Called about renewal,05.03.2024 14:30\n"
+               "n1@notes-imports.com,Sent the quote,06.03.2024 09:00\n"
+               "n2@notes-imports.com,No date given,\n").encode()
+    for _ in range(2):  # a second run adds notes again: activities are never matched or updated
+        done = await wait_final(imports, (await start_import(imports, request, {"notes.csv": content})).json()["id"])
+        assert done["state"] == "DONE", done
+    notes = await search_all(records, "notes", ["hs_note_body", "hs_timestamp"])
+    assert sorted(n["properties"]["hs_note_body"] for n in notes) == sorted(
+        ["Called about renewal", "Sent the quote"] * 2)
+    assert {n["properties"]["hs_timestamp"] for n in notes} == {"2024-03-05T14:30:00.000Z", "2024-03-06T09:00:00.000Z"}
+    contacts = {c["properties"]["email"]: c["id"] for c in await search_all(records, "contacts", ["email"])}
+    linked = await associated_ids(records, "contacts", contacts["n1@notes-imports.com"], "notes")
+    assert len(linked) == 4
+    errors = await all_errors(imports, done["id"])
+    assert [(e["sourceData"]["lineNumber"], e["errorType"]) for e in errors] == [(4, "MISSING_REQUIRED_PROPERTY")]
