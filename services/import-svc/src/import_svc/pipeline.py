@@ -19,6 +19,8 @@ from import_svc.plan import ColumnMapping, FilePlan, ImportPlan
 from import_svc.records import RecordsClient
 from import_svc.values import CouldNotParse, NumberFormat, convert
 
+CONVERTED_TYPES = frozenset({"date", "datetime", "number"})
+
 # Mail providers whose domain says nothing about the contact's company.
 FREE_MAIL_DOMAINS = frozenset({
     "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com", "aol.com",
@@ -38,6 +40,7 @@ class JobContext:
     time_zone: ZoneInfo | None
     label_ids: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     replay_since: datetime | None = None
+    converted: dict[str, dict[str, str | CouldNotParse]] = field(default_factory=dict)
 
     @property
     def operation_id(self) -> str:
@@ -147,13 +150,25 @@ def _row_properties(ctx: JobContext, bound: BoundFile, type_id: str, line: int, 
             errors.add(line, "PROPERTY_DEFINITION_NOT_FOUND", f'Property "{name}" does not exist', value=raw,
                        column=column)
             continue
-        try:
-            value = convert(raw, (definition or {}).get("type", "string"), date_format=ctx.plan.date_format,
-                            number_format=ctx.number_format, time_zone=ctx.time_zone)
-        except CouldNotParse as exc:
-            errors.add(line, exc.code, exc.message, value=raw, column=column)
+        prop_type = (definition or {}).get("type", "string")
+        if prop_type not in CONVERTED_TYPES:
+            props[name] = raw
             continue
-        props[name] = value
+        # Converted once per distinct value of the column (dates and numbers repeat a lot).
+        memo = ctx.converted.setdefault(f"{type_id}:{name}", {})
+        outcome = memo.get(raw)
+        if outcome is None:
+            try:
+                outcome = convert(raw, prop_type, date_format=ctx.plan.date_format, number_format=ctx.number_format,
+                                  time_zone=ctx.time_zone)
+            except CouldNotParse as exc:
+                outcome = exc
+            if len(memo) < 100_000:
+                memo[raw] = outcome
+        if isinstance(outcome, CouldNotParse):
+            errors.add(line, outcome.code, outcome.message, value=raw, column=column)
+            continue
+        props[name] = outcome
     return props
 
 
