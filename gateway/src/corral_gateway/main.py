@@ -85,7 +85,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             timeout=httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
                                   write=settings.write_timeout, pool=settings.pool_timeout),
             limits=httpx.Limits(max_connections=settings.max_connections,
-                                max_keepalive_connections=settings.max_connections // 2),
+                                max_keepalive_connections=settings.max_keepalive_connections),
             follow_redirects=False,
         )
         tokens = TokenCache(engine, ttl=settings.token_cache_ttl_seconds,
@@ -94,6 +94,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings=settings, engine=engine, client=client, tokens=tokens, limiter=RateLimiter(),
             openapi=OpenAPIMerger(client=client, backends=settings.backend_urls(),
                                   ttl=settings.openapi_cache_seconds, timeout=settings.readyz_timeout),
+            backend_urls={name: httpx.URL(url) for name, url in settings.backend_urls().items()},
         )
         log.info("gateway started", port=settings.port, backends=settings.backend_urls())
         try:

@@ -113,9 +113,7 @@ async def _forward(request: Request, runtime: GatewayRuntime, backend: str, reco
     has_body = "transfer-encoding" in request.headers or request.headers.get("content-length", "0") != "0"
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     query: bytes = scope.get("query_string", b"")
-    url = httpx.URL(runtime.settings.backend_urls()[backend]).copy_with(
-        raw_path=raw_path + (b"?" + query if query else b"")
-    )
+    url = runtime.backend_urls[backend].copy_with(raw_path=raw_path + (b"?" + query if query else b""))
     upstream_request = runtime.client.build_request(
         request.method, url, headers=headers,
         # The body is streamed chunk by chunk as the client sends it: never held in memory.
@@ -137,6 +135,25 @@ async def _forward(request: Request, runtime: GatewayRuntime, backend: str, reco
         return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
                                      category="BAD_GATEWAY", headers=extra_headers)
 
+    headers_out = _filter_headers(upstream.headers.raw, DROP_FROM_UPSTREAM) + [
+        (k.lower().encode(), v.encode()) for k, v in extra_headers.items()
+    ]
+    length = upstream.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= runtime.settings.buffer_response_bytes:
+        # Most API answers are a few hundred bytes: one read beats a streaming task per response.
+        try:
+            # Raw bytes: a compressed body passes through untouched, matching its content-length.
+            content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+        except httpx.TransportError as exc:
+            log.warning("backend connection failed mid-response", backend=backend, error=repr(exc))
+            return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
+                                         category="BAD_GATEWAY", headers=extra_headers)
+        finally:
+            await upstream.aclose()
+        small = Response(content=content, status_code=upstream.status_code)
+        small.raw_headers = headers_out
+        return small
+
     async def body() -> AsyncIterator[bytes]:
         try:
             async for chunk in upstream.aiter_raw():  # raw: content-encoding passes through untouched
@@ -146,7 +163,5 @@ async def _forward(request: Request, runtime: GatewayRuntime, backend: str, reco
 
     response = StreamingResponse(body(), status_code=upstream.status_code,
                                  background=BackgroundTask(upstream.aclose))
-    response.raw_headers = _filter_headers(upstream.headers.raw, DROP_FROM_UPSTREAM) + [
-        (k.lower().encode(), v.encode()) for k, v in extra_headers.items()
-    ]
+    response.raw_headers = headers_out
     return response

@@ -21,3 +21,5 @@ class GatewayRuntime:
     tokens: TokenCache
     limiter: RateLimiter
     openapi: OpenAPIMerger
+    # Parsed once: building an httpx.URL per request was a measurable share of the gateway's CPU.
+    backend_urls: dict[str, httpx.URL]

@@ -34,6 +34,11 @@ class GatewaySettings(BaseServiceSettings):
     write_timeout: float = 120.0
     pool_timeout: float = 10.0
     max_connections: int = 200
+    # httpcore walks every pooled connection on each request, so the idle pool is kept near the real
+    # concurrency rather than at max_connections.
+    max_keepalive_connections: int = 32
+    # Upstream bodies up to this size are read whole and sent in one piece; larger or unsized ones stream.
+    buffer_response_bytes: int = 256 * 1024
     readyz_timeout: float = 2.0
 
     token_cache_ttl_seconds: float = 30.0
