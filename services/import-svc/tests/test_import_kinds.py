@@ -148,3 +148,40 @@ async def test_notes_are_created_and_associated_never_updated(imports: httpx.Asy
     assert len(linked) == 4
     errors = await all_errors(imports, done["id"])
     assert [(e["sourceData"]["lineNumber"], e["errorType"]) for e in errors] == [(4, "MISSING_REQUIRED_PROPERTY")]
+
+
+async def test_record_id_column_updates_by_id(imports: httpx.AsyncClient, records: httpx.AsyncClient) -> None:
+    first = (await records.post("/crm/v3/objects/contacts", json={"properties": {
+        "email": "byid@id-imports.com", "firstname": "Before"}})).json()
+    request = {"name": "by id", "importOperations": {"0-1": "UPDATE"}, "files": [
+        {"fileName": "ids.csv", "fileImportPage": {"hasHeader": True, "columnMappings": [
+            {"columnObjectTypeId": "0-1", "columnName": "Record ID", "columnType": "HUBSPOT_OBJECT_ID"},
+            {"columnObjectTypeId": "0-1", "columnName": "First Name", "propertyName": "firstname"}]}}]}
+    content = f"Record ID,First Name\n{first['id']},After\n999999999,Ghost\nabc,Letters\n".encode()
+    done = await wait_final(imports, (await start_import(imports, request, {"ids.csv": content})).json()["id"])
+    assert done["state"] == "DONE"
+    assert done["metadata"]["counters"]["UPDATED_OBJECTS"] == 1
+    current = (await records.get(f"/crm/v3/objects/contacts/{first['id']}")).json()["properties"]
+    assert current["firstname"] == "After"
+    errors = await all_errors(imports, done["id"])
+    assert sorted((e["sourceData"]["lineNumber"], e["errorType"]) for e in errors) == [
+        (3, "UPDATE_ONLY_IMPORT"), (4, "INVALID_OBJECT_ID")]
+    assert len(await search_all(records, "contacts", ["email"])) == 1
+
+
+async def test_unknown_object_type_fails_the_import(imports: httpx.AsyncClient) -> None:
+    request = {"name": "nowhere", "files": [{"fileName": "x.csv", "fileImportPage": {"hasHeader": True,
+               "columnMappings": [{"columnObjectTypeId": "2-999999", "columnName": "Name", "propertyName": "name"}]}}]}
+    done = await wait_final(imports, (await start_import(imports, request, {"x.csv": b"Name\nA\n"})).json()["id"])
+    assert done["state"] == "FAILED"
+    events = await outbox_types(imports, done["id"])
+    assert events[-1] == "import.failed"
+
+
+async def outbox_types(client: httpx.AsyncClient, import_id: str) -> list[str]:
+    import orjson
+    from sqlalchemy import text
+
+    async with client.service_app.state.runtime.sessionmaker() as session:  # type: ignore[attr-defined]
+        rows = (await session.execute(text("SELECT event_type, body FROM outbox ORDER BY id"))).all()
+    return [r[0] for r in rows if orjson.loads(bytes(r[1])).get("data", {}).get("importId") == import_id]

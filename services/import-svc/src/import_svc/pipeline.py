@@ -137,7 +137,8 @@ async def process_batch(ctx: JobContext, bound: BoundFile, rows: list[tuple[int,
 
 
 def _row_properties(ctx: JobContext, bound: BoundFile, type_id: str, line: int, cells: list[str],
-                    columns: list[ColumnMapping], errors: _Errors) -> dict[str, str]:
+                    columns: list[ColumnMapping], errors: _Errors) -> dict[str, str] | None:
+    """The row's values for one object type; None when the row cannot address a record of it."""
     catalog = ctx.catalogs.get(type_id, {})
     props: dict[str, str] = {}
     for column in columns:
@@ -145,6 +146,13 @@ def _row_properties(ctx: JobContext, bound: BoundFile, type_id: str, line: int, 
         if raw == "":
             continue  # a blank cell never clears a value
         name = column.property_name or ""
+        if name == "hs_object_id":
+            if not raw.isdigit():
+                errors.add(line, "INVALID_OBJECT_ID", f"{raw} is not a record ID", value=raw, column=column,
+                           fails_row=True)
+                return None
+            props[name] = raw
+            continue
         definition = catalog.get(name)
         if definition is None and name != "hs_object_id":
             errors.add(line, "PROPERTY_DEFINITION_NOT_FOUND", f'Property "{name}" does not exist', value=raw,
