@@ -319,3 +319,21 @@ async def test_writes_queue_outbox_events_in_the_same_transaction(api: httpx.Asy
         assert created["id"]
     finally:
         await engine.dispose()
+
+
+async def test_batch_upsert_is_all_or_nothing(api: httpx.AsyncClient) -> None:
+    bad = await api.post("/crm/v3/objects/contacts/batch/upsert", json={"inputs": [
+        {"id": "fine@example.com", "idProperty": "email", "properties": {"firstname": "Fine"}},
+        {"id": "worse@example.com", "idProperty": "email", "properties": {"lifecyclestage": "royalty"}},
+    ]})
+    assert bad.status_code == 400 and "royalty" in bad.json()["message"]
+    missing = await api.get("/crm/v3/objects/contacts/fine@example.com", params={"idProperty": "email"})
+    assert missing.status_code == 404
+    mixed = await api.post("/crm/v3/objects/contacts/batch/upsert", json={"inputs": [
+        {"id": "a@example.com", "idProperty": "email", "properties": {}},
+        {"id": "1", "properties": {}},
+    ]})
+    assert mixed.status_code == 400 and "idProperty" in mixed.json()["message"]
+    bad_key = await api.post("/crm/v3/objects/contacts/batch/upsert", json={"inputs": [
+        {"id": "not-an-email", "idProperty": "email", "properties": {"firstname": "X"}}]})
+    assert bad_key.status_code == 400 and bad_key.json()["errors"][0]["code"] == "INVALID_EMAIL"

@@ -109,7 +109,8 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
-        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                             pre_ping=settings.db_pool_pre_ping)
         runtime = ServiceRuntime(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine))
         app.state.runtime = runtime
         try:

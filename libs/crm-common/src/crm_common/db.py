@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_common.settings import to_async_url, to_plain_url
 
 
-def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = False) -> AsyncEngine:
     return create_async_engine(
         to_async_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
+        pool_recycle=1800,
         # JSONB in and out through orjson: it is several times faster on large property maps.
         json_serializer=_json_dumps,
         json_deserializer=_json_loads,

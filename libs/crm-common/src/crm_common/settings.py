@@ -20,7 +20,10 @@ class BaseServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8100
     database_url: str = f"{DEFAULT_PG_URL}/corral"
-    db_pool_size: int = 10
+    db_pool_size: int = 20
+    # A ping on every checkout costs a round trip per request; without it a connection broken by a
+    # Postgres restart fails one request and is then replaced. Turn on where restarts are frequent.
+    db_pool_pre_ping: bool = False
     amqp_url: str = Field(
         default=DEFAULT_AMQP_URL, validation_alias=AliasChoices("CORRAL_AMQP_URL", "amqp_url")
     )

@@ -155,10 +155,14 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
                     continue
             elif row.id is not None:
                 try:
-                    key = normalize_value(catalog.properties[id_property], row.id).lower() or None
+                    key_value = normalize_value(catalog.properties[id_property], row.id)
                 except InvalidValue as exc:
                     result.errors.append(RowError(_import_error_code(exc.code), exc.message, id_property, row.id))
                     continue
+                key = key_value.lower() or None
+                # A record created by its key carries the key (upsert by email creates it with that email).
+                if key is not None and not props.get(id_property):
+                    props[id_property] = key_value
             else:
                 if any(e.property == id_property for e in result.errors):
                     continue  # the key itself was invalid: the row cannot be placed

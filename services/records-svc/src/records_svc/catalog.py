@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +83,45 @@ class PropertyCatalog:
         return namespaces
 
 
+# Loading an account's custom properties was most of a single-record read, so catalogs are cached per
+# database (engine), account and object type. Writes through this process invalidate at once; another
+# replica's changes show within CATALOG_TTL_SECONDS, and a property unknown to a cached catalog makes the
+# validator reload it before refusing (`refresh_catalog`), so a just-created property is never refused.
+CATALOG_TTL_SECONDS = 30.0
+_catalogs: weakref.WeakKeyDictionary[Any, dict[tuple[int, str], tuple[float, PropertyCatalog]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _cache(session: AsyncSession) -> dict[tuple[int, str], tuple[float, PropertyCatalog]]:
+    engine = session.bind.sync_engine  # type: ignore[union-attr]
+    return _catalogs.setdefault(engine, {})
+
+
 async def load_catalog(session: AsyncSession, account_id: int, object_type: ObjectType) -> PropertyCatalog:
+    cache = _cache(session)
+    cached = cache.get((account_id, object_type.id))
+    if cached and cached[0] > time.monotonic() and cached[1].object_type == object_type:
+        return cached[1]
+    return await refresh_catalog(session, account_id, object_type)
+
+
+async def refresh_catalog(session: AsyncSession, account_id: int, object_type: ObjectType) -> PropertyCatalog:
     properties = dict(STANDARD_PROPERTIES.get(object_type.id, CUSTOM_OBJECT_BASE_PROPERTIES))
     for row in await repository.custom_properties(session, account_id, object_type.id):
         properties[row["name"]] = definition_from_row(row)
-    return PropertyCatalog(object_type=object_type, properties=properties)
+    catalog = PropertyCatalog(object_type=object_type, properties=properties)
+    _cache(session)[(account_id, object_type.id)] = (time.monotonic() + CATALOG_TTL_SECONDS, catalog)
+    return catalog
+
+
+def invalidate_catalog(session: AsyncSession, account_id: int, object_type_id: str) -> None:
+    _cache(session).pop((account_id, object_type_id), None)
+
+
+async def catalog_knowing(session: AsyncSession, account_id: int, object_type: ObjectType,
+                          names: Iterable[str]) -> PropertyCatalog:
+    """The catalog, reloaded once if it does not know one of `names` (created on another replica)."""
+    catalog = await load_catalog(session, account_id, object_type)
+    if any(name not in catalog.properties for name in names):
+        catalog = await refresh_catalog(session, account_id, object_type)
+    return catalog

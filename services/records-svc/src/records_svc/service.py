@@ -13,7 +13,7 @@ from crm_common.outbox import add_event, add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository
-from records_svc.catalog import PropertyCatalog, load_catalog
+from records_svc.catalog import PropertyCatalog, catalog_knowing, load_catalog
 from records_svc.domain.associations import DEFAULT_TYPES, HUBSPOT_DEFINED, association_key, inverse_of
 from records_svc.domain.object_types import ObjectType
 from records_svc.domain.properties import InvalidValue, format_datetime, normalize_value, unique_values_of
@@ -209,7 +209,7 @@ def conflict_error(catalog: PropertyCatalog, conflicts: list[tuple[str, str, int
 async def create_record(session: AsyncSession, *, account_id: int, object_type: ObjectType,
                         properties: dict[str, Any], associations: list[dict[str, Any]] | None = None,
                         source: WriteSource) -> dict[str, Any]:
-    catalog = await load_catalog(session, account_id, object_type)
+    catalog = await catalog_knowing(session, account_id, object_type, properties)
     validated = validate_properties(catalog, properties, creating=True, source=source)
     if validated.problems:
         raise property_error(validated.problems)
@@ -340,7 +340,7 @@ async def get_record(session: AsyncSession, *, account_id: int, object_type: Obj
 async def update_record(session: AsyncSession, *, account_id: int, object_type: ObjectType, record_id: str,
                         id_property: str | None, properties: dict[str, Any], source: WriteSource,
                         keep_existing: list[str] | None = None) -> dict[str, Any]:
-    catalog = await load_catalog(session, account_id, object_type)
+    catalog = await catalog_knowing(session, account_id, object_type, properties)
     validated = validate_properties(catalog, properties, creating=False, source=source)
     if validated.problems:
         raise property_error(validated.problems)

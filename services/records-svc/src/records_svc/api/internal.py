@@ -13,7 +13,7 @@ from records_svc import association_service as links
 from records_svc import merges, repository
 from records_svc.api.deps import Auth, Session
 from records_svc.bulk import BulkRow, UniqueRace, bulk_upsert
-from records_svc.catalog import load_catalog, resolve_object_type
+from records_svc.catalog import catalog_knowing, load_catalog, resolve_object_type
 from records_svc.domain.properties import InvalidValue, normalize_value
 from records_svc.service import WriteSource, iso
 from records_svc.undo import undo_operation
@@ -73,7 +73,8 @@ async def bulk_upsert_route(objectType: str, payload: BulkUpsertRequest, auth: A
         try:
             async with sessionmaker() as session, session.begin():
                 object_type = await resolve_object_type(session, auth.account_id, objectType)
-                catalog = await load_catalog(session, auth.account_id, object_type)
+                catalog = await catalog_knowing(session, auth.account_id, object_type,
+                                                {name for row in rows for name in row.properties})
                 try:
                     results = await bulk_upsert(
                         session, account_id=auth.account_id, catalog=catalog, rows=rows,

@@ -29,9 +29,17 @@ from records_svc.api.schemas import (
     SearchResponse,
     SimplePublicObject,
 )
-from records_svc.catalog import association_targets, load_catalog, resolve_object_type
+from records_svc.bulk import BulkRow, bulk_upsert
+from records_svc.catalog import association_targets, catalog_knowing, load_catalog, resolve_object_type
 from records_svc.domain.object_types import ObjectType
-from records_svc.domain.search import MAX_PAGE_SIZE, MAX_RESULTS, Filter, SearchCompiler, SearchError
+from records_svc.domain.search import (
+    COLUMN_PROPERTIES,
+    MAX_PAGE_SIZE,
+    MAX_RESULTS,
+    Filter,
+    SearchCompiler,
+    SearchError,
+)
 from records_svc.service import WriteSource, to_public
 
 router = APIRouter(prefix="/crm/v3/objects", tags=["Objects"])
@@ -264,7 +272,8 @@ async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, s
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
     started = now()
-    catalog = await load_catalog(session, auth.account_id, object_type)
+    catalog = await catalog_knowing(session, auth.account_id, object_type,
+                                    {name for item in payload.inputs for name in item.properties})
     source = api_source(auth)
     updates: list[tuple[int, dict[str, str]]] = []
     missing: list[str] = []
@@ -304,31 +313,45 @@ async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, s
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
     started = now()
-    catalog = await load_catalog(session, auth.account_id, object_type)
+    id_properties = {item.idProperty or "hs_object_id" for item in payload.inputs}
+    if len(id_properties) > 1:
+        raise HubSpotError(400, "Every input of one upsert batch must use the same idProperty; got "
+                                + ", ".join(sorted(id_properties)))
+    id_property = id_properties.pop() if id_properties else "hs_object_id"
+    names = {name for item in payload.inputs for name in item.properties} | {id_property}
+    catalog = await catalog_knowing(session, auth.account_id, object_type, names - {"hs_object_id"})
+    if id_property != "hs_object_id" and id_property not in catalog.unique_namespaces():
+        raise HubSpotError(400, f"idProperty {id_property!r} is not a unique property of {object_type.name}")
     source = api_source(auth)
-    results = []
-    for index, item in enumerate(payload.inputs):
-        id_property = item.idProperty or "hs_object_id"
-        if id_property != "hs_object_id" and id_property not in catalog.unique_namespaces():
-            raise HubSpotError(400, f"inputs[{index}].idProperty {id_property!r} is not a unique property of "
-                                    f"{object_type.name}")
-        record_id = await service.resolve_id(session, account_id=auth.account_id, catalog=catalog,
-                                             record_id=str(item.id), id_property=id_property)
-        if record_id is not None:
-            rows = await repository.fetch_records(session, auth.account_id, object_type.id, [record_id])
-            if record_id in rows:
-                row = await service.update_record(session, account_id=auth.account_id, object_type=object_type,
-                                                  record_id=str(record_id), id_property=None,
-                                                  properties=item.properties, source=source)
-                results.append({**to_public(row, object_type, requested=list(item.properties)), "new": False})
-                continue
-        if id_property == "hs_object_id":
-            raise HubSpotError(400, f"inputs[{index}]: no {object_type.singular} with id {item.id}; upsert by "
-                                    "hs_object_id only updates existing records")
-        properties = {id_property: str(item.id), **item.properties}
-        row = await service.create_record(session, account_id=auth.account_id, object_type=object_type,
-                                          properties=properties, source=source)
-        results.append({**to_public(row, object_type, requested=list(properties)), "new": True})
+    # HubSpot does not support partial upserts: one bad value fails the whole batch, as a single write would.
+    problems = [p for item in payload.inputs
+                for p in service.validate_properties(catalog, item.properties, creating=False, source=source).problems]
+    if problems:
+        raise service.property_error(problems)
+    rows = [BulkRow(ref=index, id=str(item.id), properties=item.properties) for index, item in enumerate(payload.inputs)]
+    # The same set-based path imports use: one statement per step for the whole batch.
+    outcomes = await bulk_upsert(session, account_id=auth.account_id, catalog=catalog, rows=rows, operation="UPSERT",
+                                 id_property=id_property, keep_existing=[], source_type=source.source_type,
+                                 source_id=source.source_id, trusted=False, operation_id=source.operation_id)
+    failed = [(payload.inputs[o.ref], e) for o in outcomes if o.status == "ERROR" for e in o.errors]
+    if failed:
+        item, error = failed[0]
+        raise HubSpotError(400 if error.code != "DUPLICATE_UNIQUE_PROPERTY_VALUE" else 409,
+                           f"Input with id {item.id}: {error.message}",
+                           errors=[{"message": f"{item.id}: {e.message}", "code": e.code,
+                                    **({"context": {"propertyName": [e.property]}} if e.property else {})}
+                                   for item, e in failed])
+    stored = await repository.fetch_records(session, auth.account_id, object_type.id,
+                                            sorted({o.id for o in outcomes if o.id is not None}))
+    results, seen = [], set()
+    for outcome in outcomes:
+        if outcome.id in seen or outcome.id not in stored:
+            continue
+        seen.add(outcome.id)
+        item = payload.inputs[outcome.ref]
+        requested = list(dict.fromkeys([*item.properties, *([id_property] if id_property != "hs_object_id" else [])]))
+        results.append({**to_public(stored[outcome.id], object_type, requested=requested),
+                        "new": outcome.status == "CREATED"})
     body, status = batch_body(results, [], started)
     return FastJSONResponse(body, status_code=status)
 
@@ -369,7 +392,9 @@ async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, se
             sort = (name, "DESCENDING" if first.startswith("-") else "ASCENDING")
         else:
             sort = (first.propertyName, first.direction)
-    catalog = await load_catalog(session, auth.account_id, object_type)
+    referenced = {f.propertyName for g in payload.filterGroups for f in g.filters
+                  if not f.propertyName.startswith("associations.")} | ({sort[0]} if sort else set())
+    catalog = await catalog_knowing(session, auth.account_id, object_type, referenced - set(COLUMN_PROPERTIES))
     compiler = SearchCompiler(object_type, catalog.properties)
     try:
         compiled = compiler.compile(

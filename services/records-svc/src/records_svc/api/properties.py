@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 
 from records_svc import repository
 from records_svc.api.deps import Auth, Session
-from records_svc.catalog import definition_from_row, load_catalog, resolve_object_type
+from records_svc.catalog import (
+    catalog_knowing,
+    definition_from_row,
+    invalidate_catalog,
+    load_catalog,
+    refresh_catalog,
+    resolve_object_type,
+)
 from records_svc.domain.properties import FIELD_TYPES_BY_TYPE, MAX_UNIQUE_PROPERTIES, PropertyDefinition
 from records_svc.domain.standard_properties import standard_groups
 from records_svc.service import iso
@@ -174,7 +181,7 @@ async def _create(session: Any, account_id: int, objectType: str, payload: Prope
                            errors=[{"message": "invalid name", "code": "INVALID_PROPERTY_NAME", "in": "name"}])
     options = payload.options if payload.type == "enumeration" else []
     check_definition(payload.type, payload.fieldType, options if payload.type == "enumeration" else None)
-    catalog = await load_catalog(session, account_id, object_type)
+    catalog = await refresh_catalog(session, account_id, object_type)
     if payload.name in catalog.properties:
         raise HubSpotError(409, f"A property named '{payload.name}' already exists.", category="CONFLICT",
                            sub_category="PROPERTY_ALREADY_EXISTS")
@@ -196,6 +203,7 @@ async def _create(session: Any, account_id: int, objectType: str, payload: Prope
     })
     if not row:
         raise HubSpotError(409, f"A property named '{payload.name}' already exists.", category="CONFLICT")
+    invalidate_catalog(session, account_id, object_type.id)
     return property_out(definition_from_row(row))
 
 
@@ -313,20 +321,21 @@ async def batch_archive_properties(objectType: str, payload: BatchPropertyArchiv
 
 async def _archive(session: Any, account_id: int, objectType: str, name: str) -> None:
     object_type = await resolve_object_type(session, account_id, objectType)
-    catalog = await load_catalog(session, account_id, object_type)
+    catalog = await catalog_knowing(session, account_id, object_type, [name])
     prop = catalog.properties.get(name)
     if prop is None:
         raise HubSpotError(404, f"Property {name} does not exist on {object_type.name}")
     if prop.hubspot_defined:
         raise HubSpotError(400, f"{name} is a HubSpot-defined property and cannot be archived")
     await repository.archive_property(session, account_id, object_type.id, name)
+    invalidate_catalog(session, account_id, object_type.id)
 
 
 @router.get("/{objectType}/{propertyName}", response_model=PropertyOut, responses=ERRORS, summary="Read a property")
 async def get_property(objectType: str, propertyName: str, auth: Auth, session: Session,
                        archived: bool = False) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
-    catalog = await load_catalog(session, auth.account_id, object_type)
+    catalog = await catalog_knowing(session, auth.account_id, object_type, [propertyName])
     prop = catalog.properties.get(propertyName)
     if prop is None and archived:
         row = await repository.custom_property(session, auth.account_id, object_type.id, propertyName)
@@ -342,7 +351,7 @@ async def get_property(objectType: str, propertyName: str, auth: Auth, session: 
 async def update_property(objectType: str, propertyName: str, payload: PropertyUpdate, auth: Auth,
                           session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
-    catalog = await load_catalog(session, auth.account_id, object_type)
+    catalog = await catalog_knowing(session, auth.account_id, object_type, [propertyName])
     prop = catalog.properties.get(propertyName)
     if prop is None:
         raise HubSpotError(404, f"Property {propertyName} does not exist on {object_type.name}")
@@ -359,6 +368,7 @@ async def update_property(objectType: str, propertyName: str, payload: PropertyU
     if not changes:
         return FastJSONResponse(property_out(prop))
     row = await repository.update_property(session, auth.account_id, object_type.id, propertyName, changes)
+    invalidate_catalog(session, auth.account_id, object_type.id)
     return FastJSONResponse(property_out(definition_from_row(row)))
 
 

@@ -197,6 +197,9 @@ class SearchCompiler:
         if not pattern:
             raise SearchError(f"{op} on {f.propertyName} needs a non-empty value", f.propertyName)
         recheck = f"coalesce({raw}, '') ~* {self.params.add(_token_regex(pattern))}"
+        if "*" not in pattern:
+            # A whole-value match is the common case for names: test it before paying for the regex.
+            recheck = f"(coalesce(lower({raw}), '') = {self.params.add(pattern)} OR {recheck})"
         if op == "NOT_CONTAINS_TOKEN":
             return f"NOT ({recheck})"
         tsq = _tsquery_for_token_pattern(pattern)
