@@ -338,10 +338,10 @@ async def bench_gateway_overhead(direct: httpx.AsyncClient, gateway: httpx.Async
 # --- 2. search over N contacts -------------------------------------------------------------------------------
 
 
-async def seed_contacts(direct: httpx.AsyncClient, n: int, *, chunk: int, parallel: int,
-                        rng: random.Random) -> tuple[list[dict[str, str]], float]:
+async def seed_contacts(direct: httpx.AsyncClient, n: int, *, chunk: int, parallel: int, rng: random.Random,
+                        calls: list[float] | None = None) -> tuple[list[dict[str, str]], float]:
     """Seed N contacts through the internal bulk route; returns the generated rows and the seconds taken
-    (generation included: it overlaps with the server's work since `parallel` calls are in flight)."""
+    (rows are generated first; the per-call seconds go to `calls`, where a plan cliff shows up)."""
     companies = company_names(rng, max(50, n // 200))
     rows = [contact_properties(rng, i, companies) for i in range(n)]
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -357,8 +357,11 @@ async def seed_contacts(direct: httpx.AsyncClient, n: int, *, chunk: int, parall
             body = orjson.dumps({"operation": "CREATE", "idProperty": "email", "sourceType": "IMPORT",
                                  "rows": [{"ref": start + j, "properties": p}
                                           for j, p in enumerate(rows[start:start + chunk])]})
+            t0 = time.perf_counter()
             response = check(await direct.post("/internal/v1/records/contacts/bulk-upsert", content=body,
                                                headers={"content-type": "application/json"}), 200)
+            if calls is not None:
+                calls.append(time.perf_counter() - t0)
             summary = response.json()
             if summary["failed"]:
                 first = next(r for r in summary["results"] if r["status"] == "ERROR")
@@ -577,6 +580,7 @@ def verdict(ok: bool) -> str:
 class Results:
     overhead: dict[str, dict[str, Sample]]
     seed_seconds: float
+    seed_calls: list[float]
     vacuum_seconds: float
     searches: dict[str, Sample]
     totals: dict[str, list[int]]
@@ -604,10 +608,12 @@ async def measure(args: argparse.Namespace, suite: Any, token: str, account_id: 
 
         # 2. search over N contacts
         print(f"2. seeding {args.contacts:,} contacts through the internal bulk route", flush=True)
+        seed_calls: list[float] = []
         rows, seed_seconds = await seed_contacts(direct, args.contacts, chunk=args.chunk,
-                                                 parallel=args.seed_parallel, rng=random.Random(args.seed))
-        print(f"  seeded {args.contacts:,} in {seed_seconds:.1f} s "
-              f"({args.contacts / seed_seconds:,.0f} rows/s)", flush=True)
+                                                 parallel=args.seed_parallel, rng=random.Random(args.seed),
+                                                 calls=seed_calls)
+        print(f"  seeded {args.contacts:,} in {seed_seconds:.1f} s ({args.contacts / seed_seconds:,.0f} rows/s); "
+              f"seconds per bulk call: p50 {pct(seed_calls, 50):.1f}, max {max(seed_calls):.1f}", flush=True)
         vacuum_seconds = await vacuum_analyze(suite.databases["records-svc"])
         print(f"  VACUUM ANALYZE records: {vacuum_seconds:.1f} s", flush=True)
         bodies = search_bodies(random.Random(args.seed + 1), rows, args.searches)
@@ -619,7 +625,8 @@ async def measure(args: argparse.Namespace, suite: Any, token: str, account_id: 
         print("3. batch upsert of 100 (50 existing, 50 new) vs 100 single creates", flush=True)
         batch, singles, single_rounds = await bench_batch_upsert(
             gateway, rows, batches=args.batches, rounds=args.batch_rounds, rng=random.Random(args.seed + 2))
-    return Results(overhead, seed_seconds, vacuum_seconds, searches, totals, plans, batch, singles, single_rounds)
+    return Results(overhead, seed_seconds, seed_calls, vacuum_seconds, searches, totals, plans, batch, singles,
+                   single_rounds)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -689,7 +696,8 @@ def run(args: argparse.Namespace) -> int:
     out()
     out(f"2. Search over {args.contacts:,} contacts in one account, through the gateway, one request at a "
         f"time, {args.searches} of each kind interleaved; seeding {args.contacts / seed_seconds:,.0f} rows/s "
-        f"({seed_seconds:.0f} s, {args.chunk:,} rows per bulk call, {args.seed_parallel} in flight); "
+        f"({seed_seconds:.0f} s, {args.chunk:,} rows per bulk call, {args.seed_parallel} in flight, seconds per "
+        f"call p50 {pct(res.seed_calls, 50):.1f} / max {max(res.seed_calls):.1f}); "
         f"VACUUM ANALYZE afterwards {vacuum_seconds:.0f} s")
     out()
     out("| search | p50 ms | p95 ms | p99 ms | matches (median / max) | p50 / livez p50 | goal p50 < 20 ms |")
