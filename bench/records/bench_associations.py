@@ -521,8 +521,10 @@ def report(args: argparse.Namespace, facts: dict[str, str], res: Results) -> str
         f"1. Contact-company associations through the gateway, {args.per_batch:,} per `batch/associate/default` "
         f"call, one call at a time: {scope}; {n:,} contacts and {-(-n // args.fan):,} companies seeded beforehand in "
         f"{res.seed_seconds:.0f} s. Each association is stored as 2 rows (the pair and its inverse). Baselines "
-        f"rewrite the same rows the API stored ({res.stored_rows:,}, including {res.topped_up:,} associated "
-        f"after the budget for part 2 and 20 from the warm-up) into a scratch table in the same database",
+        f"rewrite the same rows the API stored ({res.stored_rows:,}, including "
+        + (f"{2 * res.topped_up:,} for the {res.topped_up:,} associations part 2 needed after the budget, and "
+           if res.topped_up else "")
+        + "40 from the 20 warm-up associations) into a scratch table in the same database",
         "",
         "| write | association rows | seconds | associations/s | p50 per call ms | p99 per call ms | "
         "API time / baseline time (same rows) |",
