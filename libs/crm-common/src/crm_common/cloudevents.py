@@ -6,6 +6,7 @@ format, and batches are how a million-row import stays a few thousand messages.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     specversion: str = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=lambda: next_event_id())
     source: str
     type: str
     time: str = Field(default_factory=lambda: now_iso())
@@ -31,6 +32,16 @@ class CloudEvent(BaseModel):
     datacontenttype: str = "application/json"
     corralaccount: int
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+# A random per-process prefix and a counter: unique across processes and restarts, and ~20x cheaper
+# than a uuid4 per event when an import publishes a million of them.
+_ID_PREFIX = uuid.uuid4().hex
+_id_counter = itertools.count(1)
+
+
+def next_event_id() -> str:
+    return f"{_ID_PREFIX}-{next(_id_counter)}"
 
 
 def now_iso() -> str:
@@ -41,8 +52,17 @@ def encode_event(event: CloudEvent) -> bytes:
     return orjson.dumps(event.model_dump(exclude_none=True))
 
 
-def encode_batch(events: list[CloudEvent]) -> bytes:
-    return orjson.dumps([e.model_dump(exclude_none=True) for e in events])
+def encode_batch(events: list[CloudEvent] | list[dict[str, Any]]) -> bytes:
+    """Bulk paths may pass plain dicts already in envelope shape (see `event_dict`): no model per row."""
+    return orjson.dumps([e if isinstance(e, dict) else e.model_dump(exclude_none=True) for e in events])
+
+
+def event_dict(*, source: str, type: str, account_id: int, subject: str, data: dict[str, Any],
+               time: str | None = None) -> dict[str, Any]:
+    """A CloudEvent as a plain dict, for bulk paths that publish one event per row."""
+    return {"specversion": "1.0", "id": next_event_id(), "source": source, "type": type,
+            "time": time or now_iso(), "subject": subject, "datacontenttype": "application/json",
+            "corralaccount": account_id, "data": data}
 
 
 def decode_events(body: bytes, content_type: str | None) -> list[CloudEvent]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -51,11 +52,13 @@ async def add_event(session: AsyncSession | AsyncConnection, event: CloudEvent) 
     )
 
 
-async def add_events(session: AsyncSession | AsyncConnection, events: Sequence[CloudEvent]) -> None:
+async def add_events(session: AsyncSession | AsyncConnection,
+                     events: Sequence[CloudEvent] | Sequence[dict[str, Any]]) -> None:
     """Queue many events in the caller's transaction, as CloudEvents batches grouped by type."""
-    by_type: dict[str, list[CloudEvent]] = {}
+    by_type: dict[str, list[Any]] = {}
     for event in events:
-        by_type.setdefault(event.type, []).append(event)
+        event_type = event["type"] if isinstance(event, dict) else event.type
+        by_type.setdefault(event_type, []).append(event)
     rows = []
     for event_type, group in by_type.items():
         for start in range(0, len(group), MAX_EVENTS_PER_BATCH):

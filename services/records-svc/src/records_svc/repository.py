@@ -237,6 +237,28 @@ async def claim_unique_values(session: AsyncSession, account_id: int, object_typ
     """Claim (namespace, value, record id) rows; returns the claims held by *another* record."""
     if not claims:
         return []
+    if len(claims) > COPY_THRESHOLD:
+        raw = await raw_connection(session)
+        await raw.execute("CREATE TEMP TABLE IF NOT EXISTS claim_staging (namespace text, value text, record_id bigint) "
+                          "ON COMMIT DELETE ROWS")
+        await raw.execute("TRUNCATE claim_staging")
+        await raw.copy_records_to_table("claim_staging", records=claims)
+        rows = await raw.fetch(
+            """
+            WITH inserted AS (
+                INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id)
+                SELECT $1, $2, namespace, value, record_id FROM claim_staging
+                ON CONFLICT DO NOTHING
+                RETURNING namespace, value
+            )
+            SELECT w.namespace, w.value, u.record_id AS owner
+            FROM claim_staging w
+            LEFT JOIN inserted i ON i.namespace = w.namespace AND i.value = w.value
+            JOIN unique_values u ON u.account_id = $1 AND u.object_type_id = $2
+                 AND u.namespace = w.namespace AND u.value = w.value
+            WHERE i.value IS NULL AND u.record_id <> w.record_id
+            """, account_id, object_type_id)
+        return [(r["namespace"], r["value"], r["owner"]) for r in rows]
     rows = await session.execute(
         text("""
             WITH wanted AS (
@@ -531,9 +553,27 @@ async def primary_associations(session: AsyncSession, account_id: int, from_id: 
 # --- journal and aliases ---------------------------------------------------------------------------------
 
 
+JOURNAL_COLUMNS = ("operation_id", "account_id", "object_type_id", "record_id", "kind", "old_values", "new_values",
+                   "association")
+# Above this many rows COPY beats one statement with a JSON parameter.
+COPY_THRESHOLD = 200
+
+
+async def raw_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction, for COPY."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
 async def journal_records(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
     """Entries: operation_id, account_id, object_type_id, record_id, kind, old_values, new_values, association."""
     if not entries:
+        return
+    if len(entries) > COPY_THRESHOLD:
+        raw = await raw_connection(session)
+        await raw.copy_records_to_table("journal", columns=JOURNAL_COLUMNS, records=[
+            tuple(orjson.dumps(e[c]).decode() if c in ("old_values", "new_values", "association") and e[c] is not None
+                  else e[c] for c in JOURNAL_COLUMNS) for e in entries])
         return
     await session.execute(
         text("""
