@@ -145,3 +145,21 @@ async def test_gdpr_delete_removes_record_history_and_unique_values(api: httpx.A
             ).status_code == 201
     journal = await api.get("/internal/v1/operations/nothing/journal")
     assert journal.status_code == 200
+
+
+async def test_batch_create_reports_missing_records_and_writes_the_rest(api: httpx.AsyncClient) -> None:
+    company = await make(api, "companies", name="Partial")
+    contact = await make(api, "contacts", email="partial@example.com")
+    response = await api.post("/crm/v4/associations/contacts/companies/batch/create", json={"inputs": [
+        {"from": {"id": contact}, "to": {"id": company},
+         "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]},
+        {"from": {"id": "987654321"}, "to": {"id": company}, "types": []},
+    ]})
+    assert response.status_code == 207, response.text
+    body = response.json()
+    assert body["results"][0]["labels"] == ["Primary"]
+    assert body["numErrors"] == 1 and "987654321" in body["errors"][0]["message"]
+    two_primaries = await api.post("/crm/v4/associations/contacts/companies/batch/create", json={"inputs": [
+        {"from": {"id": contact}, "to": {"id": await make(api, "companies", name="Other")},
+         "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}]})
+    assert two_primaries.status_code == 207 and "primary" in two_primaries.json()["errors"][0]["message"]

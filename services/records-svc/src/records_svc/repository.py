@@ -318,6 +318,17 @@ async def insert_associations(session: AsyncSession, account_id: int,
     """(from type, from id, to type, to id, category, type id) rows; returns the ones that were new."""
     if not rows:
         return []
+    if len(rows) > COPY_THRESHOLD:
+        raw = await raw_connection(session)
+        await raw.execute("CREATE TEMP TABLE IF NOT EXISTS association_staging (ft text, fi bigint, tt text, ti bigint, "
+                          "c text, ty int) ON COMMIT DELETE ROWS")
+        await raw.execute("TRUNCATE association_staging")
+        await raw.copy_records_to_table("association_staging", records=rows)
+        inserted = await raw.fetch(
+            "INSERT INTO associations (account_id, from_object_type_id, from_id, to_object_type_id, to_id, category, "
+            "type_id) SELECT $1, ft, fi, tt, ti, c, ty FROM association_staging ON CONFLICT DO NOTHING "
+            "RETURNING from_object_type_id, from_id, to_object_type_id, to_id, category, type_id", account_id)
+        return [tuple(r) for r in inserted]  # type: ignore[misc]
     result = await session.execute(
         text("""
             INSERT INTO associations (account_id, from_object_type_id, from_id, to_object_type_id, to_id,
@@ -809,3 +820,31 @@ async def journal_since(session: AsyncSession, account_id: int, record_id: int, 
         text("SELECT * FROM journal WHERE account_id = :a AND record_id = :r AND id > :after ORDER BY id"),
         {"a": account_id, "r": record_id, "after": after_id})
     return [dict(r) for r in rows.mappings()]
+
+
+async def primary_holders(session: AsyncSession, account_id: int, from_ids: list[int], to_type: str,
+                          type_id: int) -> dict[int, int]:
+    rows = await session.execute(
+        text("SELECT from_id, to_id FROM associations WHERE account_id = :a AND from_id = ANY(:f) "
+             "AND to_object_type_id = :t AND category = 'HUBSPOT_DEFINED' AND type_id = :ty"),
+        {"a": account_id, "f": from_ids, "t": to_type, "ty": type_id})
+    return {r.from_id: r.to_id for r in rows}
+
+
+async def associations_between_pairs(session: AsyncSession, account_id: int,
+                                     pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[tuple[str, int]]]:
+    """(category, type id) of every association from each `from` to its `to`, for many pairs in one query."""
+    if not pairs:
+        return {}
+    rows = await session.execute(
+        text("""
+            SELECT a.from_id, a.to_id, a.category, a.type_id
+            FROM associations a JOIN (SELECT unnest(CAST(:f AS bigint[])) AS f, unnest(CAST(:t AS bigint[])) AS t) p
+                 ON a.from_id = p.f AND a.to_id = p.t
+            WHERE a.account_id = :a ORDER BY a.type_id
+        """),
+        {"a": account_id, "f": [f for f, _ in pairs], "t": [t for _, t in pairs]})
+    out: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for r in rows:
+        out.setdefault((r.from_id, r.to_id), []).append((r.category, r.type_id))
+    return out

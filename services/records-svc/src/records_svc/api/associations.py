@@ -238,45 +238,61 @@ def _check_size(inputs: list[Any], limit: int) -> None:
         raise HubSpotError(400, f"Batch input must contain at most {limit} inputs; got {len(inputs)}")
 
 
+def _batch_errors(outcome: links.BatchOutcome, inputs: list[Any]) -> list[dict[str, Any]]:
+    return [{"status": "error", "category": "OBJECT_NOT_FOUND" if "No " in message else "VALIDATION_ERROR",
+             "message": message, "context": {"fromId": [str(inputs[i].from_.id)], "toId": [str(inputs[i].to.id)]},
+             "links": {}, "errors": []}
+            for i, message in sorted(outcome.errors.items())]
+
+
+def _batch_response(results: list[dict[str, Any]], errors: list[dict[str, Any]], started: str,
+                    ok_status: int) -> FastJSONResponse:
+    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()}
+    if errors:
+        body["numErrors"] = len(errors)
+        body["errors"] = errors
+    return FastJSONResponse(body, status_code=207 if errors else ok_status)
+
+
 @router.post("/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/create", status_code=201,
-             response_model=BatchResponse, responses=ERRORS, summary="Associate records with labels in batch")
+             response_model=BatchResponse,
+             responses={207: {"model": BatchResponse, "description": "Some inputs failed"}, **ERRORS},
+             summary="Associate records with labels in batch")
 async def batch_create(fromObjectType: str, toObjectType: str, payload: BatchCreateInput, auth: Auth,
                        session: Session) -> Any:
     _check_size(payload.inputs, MAX_BATCH_CREATE)
     started = now()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    source = api_source(auth)
-    results = []
-    for item in payload.inputs:
-        from_id = parse_record_id(pair.from_type, item.from_.id)
-        to_id = parse_record_id(pair.to_type, item.to.id)
-        kinds = [pair.get(s.associationCategory, s.associationTypeId) for s in item.types]
-        current = await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id, to_id=to_id,
-                                  kinds=kinds, source=source)
-        results.append(_pair_body(pair, from_id, to_id, current))
-    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()},
-                          status_code=201)
+    requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id),
+                                  to_id=parse_record_id(pair.to_type, item.to.id),
+                                  kinds=[pair.get(s.associationCategory, s.associationTypeId) for s in item.types])
+                for i, item in enumerate(payload.inputs)]
+    outcome = await links.add_many(session, account_id=auth.account_id, pair=pair, requests=requests,
+                                   source=api_source(auth))
+    results = [_pair_body(pair, r.from_id, r.to_id, outcome.labels[r.index]) for r in requests
+               if r.index in outcome.labels]
+    return _batch_response(results, _batch_errors(outcome, payload.inputs), started, 201)
 
 
 @router.post("/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/associate/default",
-             response_model=BatchResponse, responses=ERRORS, summary="Associate records with the default type in batch")
+             response_model=BatchResponse,
+             responses={207: {"model": BatchResponse, "description": "Some inputs failed"}, **ERRORS},
+             summary="Associate records with the default type in batch")
 async def batch_default(fromObjectType: str, toObjectType: str, payload: BatchDefaultInput, auth: Auth,
                         session: Session) -> Any:
     _check_size(payload.inputs, MAX_BATCH_CREATE)
     started = now()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    source = api_source(auth)
-    results = []
-    for item in payload.inputs:
-        from_id = parse_record_id(pair.from_type, item.from_.id)
-        to_id = parse_record_id(pair.to_type, item.to.id)
-        await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id, to_id=to_id, kinds=[],
-                        source=source)
-        assert pair.default is not None
-        results.append({"from": {"id": str(from_id)}, "to": {"id": str(to_id)},
-                        "associationSpec": {"associationCategory": pair.default.category,
-                                            "associationTypeId": pair.default.type_id}})
-    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
+    requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id),
+                                  to_id=parse_record_id(pair.to_type, item.to.id), kinds=[])
+                for i, item in enumerate(payload.inputs)]
+    outcome = await links.add_many(session, account_id=auth.account_id, pair=pair, requests=requests,
+                                   source=api_source(auth))
+    assert pair.default is not None
+    spec = {"associationCategory": pair.default.category, "associationTypeId": pair.default.type_id}
+    results = [{"from": {"id": str(r.from_id)}, "to": {"id": str(r.to_id)}, "associationSpec": spec}
+               for r in requests if r.index in outcome.labels]
+    return _batch_response(results, _batch_errors(outcome, payload.inputs), started, 200)
 
 
 @router.post("/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", response_model=BatchResponse,
@@ -303,11 +319,10 @@ async def batch_archive(fromObjectType: str, toObjectType: str, payload: BatchAr
                         session: Session) -> Response:
     _check_size(payload.inputs, MAX_BATCH_CREATE)
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    source = api_source(auth)
-    for item in payload.inputs:
-        await links.remove(session, account_id=auth.account_id, pair=pair,
-                           from_id=parse_record_id(pair.from_type, item.from_.id),
-                           to_ids=[parse_record_id(pair.to_type, t.id) for t in item.to], kinds=None, source=source)
+    pairs = [(parse_record_id(pair.from_type, item.from_.id), parse_record_id(pair.to_type, t.id))
+             for item in payload.inputs for t in item.to]
+    await links.remove_many(session, account_id=auth.account_id, pair=pair, pairs=pairs, kinds=None,
+                            source=api_source(auth))
     return Response(status_code=204)
 
 
@@ -317,12 +332,12 @@ async def batch_archive_labels(fromObjectType: str, toObjectType: str, payload: 
                                session: Session) -> Response:
     _check_size(payload.inputs, MAX_BATCH_CREATE)
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    source = api_source(auth)
+    kinds: dict[tuple[int, int], list[links.AssociationKind]] = {}
     for item in payload.inputs:
-        kinds = [pair.get(s.associationCategory, s.associationTypeId) for s in item.types]
-        await links.remove(session, account_id=auth.account_id, pair=pair,
-                           from_id=parse_record_id(pair.from_type, item.from_.id),
-                           to_ids=[parse_record_id(pair.to_type, item.to.id)], kinds=kinds, source=source)
+        key = (parse_record_id(pair.from_type, item.from_.id), parse_record_id(pair.to_type, item.to.id))
+        kinds.setdefault(key, []).extend(pair.get(s.associationCategory, s.associationTypeId) for s in item.types)
+    await links.remove_many(session, account_id=auth.account_id, pair=pair, pairs=list(kinds), kinds=kinds,
+                            source=api_source(auth))
     return Response(status_code=204)
 
 

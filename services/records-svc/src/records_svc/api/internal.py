@@ -169,29 +169,39 @@ class BulkAssociationResponse(BaseModel):
              summary="Add many associations (labels are added, never replaced)")
 async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: Session) -> Any:
     source = WriteSource(source_type=payload.sourceType, operation_id=payload.operationId, trusted=True)
-    pairs: dict[tuple[str, str], links.PairTypes] = {}
-    results = []
+    results: dict[int, dict[str, Any]] = {}
+    groups: dict[tuple[str, str], list[tuple[int, AssociationInput]]] = {}
     for index, item in enumerate(payload.inputs):
+        groups.setdefault((item.fromObjectType, item.toObjectType), []).append((index, item))
+    for (from_key, to_key), items in groups.items():
         try:
-            key = (item.fromObjectType, item.toObjectType)
-            if key not in pairs:
-                from_type = await resolve_object_type(session, auth.account_id, item.fromObjectType)
-                to_type = await resolve_object_type(session, auth.account_id, item.toObjectType)
-                pairs[key] = await links.pair_types(session, auth.account_id, from_type, to_type)
-            pair = pairs[key]
-            kinds = [] if item.associationTypeId is None else [pair.get(item.associationCategory,
-                                                                        item.associationTypeId)]
-            from_id, to_id = int(str(item.fromId)), int(str(item.toId))
-            before = {(r["category"], r["type_id"]) for r in await repository.association_rows_between(
-                session, auth.account_id, from_id, to_id)}
-            async with session.begin_nested():
-                now_kinds = await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id,
-                                            to_id=to_id, kinds=kinds, source=source)
-            created = {(k.category, k.type_id) for k in now_kinds} - before
-            results.append({"index": index, "status": "CREATED" if created else "EXISTS"})
-        except (HubSpotError, ValueError) as exc:
-            results.append({"index": index, "status": "ERROR", "error": getattr(exc, "message", str(exc))})
-    return FastJSONResponse({"results": results})
+            from_type = await resolve_object_type(session, auth.account_id, from_key)
+            to_type = await resolve_object_type(session, auth.account_id, to_key)
+            pair = await links.pair_types(session, auth.account_id, from_type, to_type)
+        except HubSpotError as exc:
+            results.update({i: {"index": i, "status": "ERROR", "error": exc.message} for i, _ in items})
+            continue
+        requests = []
+        for index, item in items:
+            try:
+                kinds = [] if item.associationTypeId is None else [pair.get(item.associationCategory,
+                                                                            item.associationTypeId)]
+                requests.append(links.PairRequest(index=index, from_id=int(str(item.fromId)),
+                                                  to_id=int(str(item.toId)), kinds=kinds))
+            except (HubSpotError, ValueError) as exc:
+                results[index] = {"index": index, "status": "ERROR", "error": getattr(exc, "message", str(exc))}
+        before = await repository.associations_between_pairs(session, auth.account_id,
+                                                             [(r.from_id, r.to_id) for r in requests])
+        outcome = await links.add_many(session, account_id=auth.account_id, pair=pair, requests=requests,
+                                       source=source)
+        for r in requests:
+            if r.index in outcome.errors:
+                results[r.index] = {"index": r.index, "status": "ERROR", "error": outcome.errors[r.index]}
+                continue
+            had = set(before.get((r.from_id, r.to_id), []))
+            now_has = {(k.category, k.type_id) for k in outcome.labels.get(r.index, [])}
+            results[r.index] = {"index": r.index, "status": "CREATED" if now_has - had else "EXISTS"}
+    return FastJSONResponse({"results": [results[i] for i in sorted(results)]})
 
 
 @router.get("/operations/{operationId}/journal", responses=error_responses(400, 401),
