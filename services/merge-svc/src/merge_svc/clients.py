@@ -70,3 +70,15 @@ class SyncClient:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+
+
+async def _journal(client: ServiceClient, *, account_id: int, operation_id: str) -> list[dict[str, Any]]:
+    response = await client.request("GET", f"/internal/v1/operations/{operation_id}/journal",
+                                    account_id=account_id, params={"limit": 100})
+    _raise_for(response)
+    return response.json().get("results") or []
+
+
+async def merge_journal(records: RecordsClient, *, account_id: int, merge_id: int) -> list[dict[str, Any]]:
+    """records-svc's journal of one merge (`merge:<id>`): empty when it never applied."""
+    return await _journal(records.client, account_id=account_id, operation_id=f"merge:{merge_id}")

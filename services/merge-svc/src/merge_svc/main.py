@@ -11,6 +11,7 @@ from crm_common.app import ServiceRuntime, create_service_app
 from crm_common.http import ServiceClient
 from merge_svc.api import merges
 from merge_svc.clients import RecordsClient, SyncClient
+from merge_svc.reconcile import PendingMergeReconciler
 from merge_svc.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -27,8 +28,17 @@ def create_app(settings: Settings | None = None, *, records_transport=None, sync
         runtime.extras["sync"] = SyncClient(ServiceClient(
             base_url=settings.sync_url, secret=settings.internal_secret, caller=settings.service_name,
             timeout=10.0, transport=sync_transport))
+        if settings.reconcile_interval_seconds > 0:
+            reconciler = PendingMergeReconciler(
+                sessionmaker=runtime.sessionmaker, records=runtime.extras["records"],
+                interval=settings.reconcile_interval_seconds, grace=settings.reconcile_grace_seconds)
+            reconciler.start()
+            runtime.extras["reconciler"] = reconciler
 
     async def stop_clients(runtime: ServiceRuntime) -> None:
+        reconciler = runtime.extras.pop("reconciler", None)
+        if reconciler is not None:
+            await reconciler.stop()
         for name in ("records", "sync"):
             client = runtime.extras.pop(name, None)
             if client is not None:

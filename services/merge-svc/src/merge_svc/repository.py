@@ -155,3 +155,30 @@ def _dumps(value: Any) -> str:
     import orjson
 
     return orjson.dumps(value).decode()
+
+
+async def stale_pending(session: AsyncSession, *, older_than_seconds: float, limit: int = 100) -> list[dict[str, Any]]:
+    rows = (await session.execute(
+        text(f"SELECT {MERGE_COLUMNS} FROM merges WHERE status = 'PENDING' "
+             "AND created_at < now() - make_interval(secs => :age) ORDER BY id LIMIT :limit"),
+        {"age": older_than_seconds, "limit": limit},
+    )).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def try_lock_records(session: AsyncSession, account_id: int, record_ids: list[int]) -> bool:
+    """The same locks as lock_records, without waiting: False when a merge holds one of them."""
+    for record_id in sorted(set(record_ids)):
+        got = (await session.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"merge:{account_id}:{record_id}"},
+        )).scalar_one()
+        if not got:
+            return False
+    return True
+
+
+async def lock_merge_row(session: AsyncSession, merge_id: int) -> dict[str, Any] | None:
+    row = (await session.execute(text(f"SELECT {MERGE_COLUMNS} FROM merges WHERE id = :m FOR UPDATE"),
+                                 {"m": merge_id})).mappings().first()
+    return dict(row) if row else None

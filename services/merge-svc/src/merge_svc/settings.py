@@ -11,3 +11,7 @@ class Settings(BaseServiceSettings):
     database_url: str = f"{DEFAULT_PG_URL}/corral_merges"
     records_url: str = "http://127.0.0.1:8101"
     sync_url: str = "http://127.0.0.1:8104"
+    # Merges left PENDING (merge-svc stopped mid-merge) are settled from records-svc's journal once they are
+    # older than the grace period, which must exceed the records-svc call timeout (60 s).
+    reconcile_interval_seconds: float = 60.0
+    reconcile_grace_seconds: float = 300.0
