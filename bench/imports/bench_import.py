@@ -27,7 +27,6 @@ import importlib.util
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -235,7 +234,8 @@ def main() -> int:
     base = results["baseline"]
     base_rate = args.rows / base["total_seconds"]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout.strip()
     print(f"\nImport benchmark, {stamp}, commit {commit}, nproc {os.cpu_count()}, load {os.getloadavg()}")
     print("| file | rows | distinct emails | state | seconds (upload) | rows/s | created | updated | errors | "
           "peak RSS import-svc | peak RSS records-svc | vs bare COPY+upsert |")

@@ -13,7 +13,6 @@ import httpx
 import orjson
 import pytest
 from asgi_lifespan import LifespanManager
-
 from crm_common.testing import migrated_database, signed_headers
 from import_svc.main import create_app as create_import_app
 from import_svc.settings import Settings as ImportSettings
@@ -68,11 +67,11 @@ def import_app_factory(imports_database: str, records_app: Any, file_store: Path
                                   "worker_batch_size": 1000, "worker_lease_seconds": 60, "run_outbox_relay": False}
         values.update(overrides)
         app = create_import_app(ImportSettings(**values), records_transport=httpx.ASGITransport(app=records_app))
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://imports",
-                                         timeout=120) as client:
-                client.service_app = app  # type: ignore[attr-defined]
-                yield client
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://imports",
+                                  timeout=120) as client:
+            client.service_app = app  # type: ignore[attr-defined]
+            yield client
 
     return build
 

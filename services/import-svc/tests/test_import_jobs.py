@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import text
-
 from crm_common.testing import signed_headers
+from sqlalchemy import text
 
 from .conftest import all_errors, contacts_request, search_all, start_import, wait_final
 
@@ -204,7 +203,6 @@ async def test_records_outage_pauses_the_import_then_it_finishes(imports_databas
                                                                  file_store: Any, private_database: str,
                                                                  records: httpx.AsyncClient, account_id: int) -> None:
     from asgi_lifespan import LifespanManager
-
     from import_svc.main import create_app
     from import_svc.settings import Settings
 

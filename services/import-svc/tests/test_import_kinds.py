@@ -17,15 +17,15 @@ async def associated_ids(records: httpx.AsyncClient, from_type: str, record_id: 
 
 
 async def test_two_files_linked_by_the_contacts_email(imports: httpx.AsyncClient, records: httpx.AsyncClient) -> None:
-    contacts_csv = ("Email,First Name\n"
-                    "alice@acme-imports.com,Alice\n"
-                    "bob@acme-imports.com,Bob\n"
-                    "carol@beta-imports.com,Carol\n").encode()
-    companies_csv = ("Domain,Company name,Email\n"
-                     "acme-imports.com,Acme,alice@acme-imports.com\n"
-                     "www.acme-imports.com,Acme Inc,bob@acme-imports.com\n"
-                     "beta-imports.com,Beta,carol@beta-imports.com\n"
-                     "gamma-imports.com,Gamma,nobody@gamma-imports.com\n").encode()
+    contacts_csv = (b"Email,First Name\n"
+                    b"alice@acme-imports.com,Alice\n"
+                    b"bob@acme-imports.com,Bob\n"
+                    b"carol@beta-imports.com,Carol\n")
+    companies_csv = (b"Domain,Company name,Email\n"
+                     b"acme-imports.com,Acme,alice@acme-imports.com\n"
+                     b"www.acme-imports.com,Acme Inc,bob@acme-imports.com\n"
+                     b"beta-imports.com,Beta,carol@beta-imports.com\n"
+                     b"gamma-imports.com,Gamma,nobody@gamma-imports.com\n")
     request = {
         "name": "contacts and companies", "importOperations": {"0-1": "UPSERT", "0-2": "UPSERT"},
         "dateFormat": "YEAR_MONTH_DAY",
@@ -132,10 +132,10 @@ async def test_notes_are_created_and_associated_never_updated(imports: httpx.Asy
                    {"columnObjectTypeId": "0-1", "columnName": "Email", "propertyName": "email"},
                    {"columnObjectTypeId": "0-46", "columnName": "Note", "propertyName": "hs_note_body"},
                    {"columnObjectTypeId": "0-46", "columnName": "When", "propertyName": "hs_timestamp"}]}}]}
-    content = ("Email,Note,When\n"
-               "n1@notes-imports.com,Called about renewal,05.03.2024 14:30\n"
-               "n1@notes-imports.com,Sent the quote,06.03.2024 09:00\n"
-               "n2@notes-imports.com,No date given,\n").encode()
+    content = (b"Email,Note,When\n"
+               b"n1@notes-imports.com,Called about renewal,05.03.2024 14:30\n"
+               b"n1@notes-imports.com,Sent the quote,06.03.2024 09:00\n"
+               b"n2@notes-imports.com,No date given,\n")
     for _ in range(2):  # a second run adds notes again: activities are never matched or updated
         done = await wait_final(imports, (await start_import(imports, request, {"notes.csv": content})).json()["id"])
         assert done["state"] == "DONE", done

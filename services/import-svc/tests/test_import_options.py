@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-
 from import_svc.values import (
     CouldNotParse,
     convert_date,

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-
 from crm_common.testing import signed_headers
 from import_svc.main import create_app
 from import_svc.settings import Settings

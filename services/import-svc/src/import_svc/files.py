@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -107,7 +106,7 @@ def inspect(path: Path, file_name: str, declared_format: str | None = None, *, c
         first = next(rows)
     except StopIteration:
         raise FileProblem("The file is empty") from None
-    except Exception as exc:  # calamine on a non-spreadsheet, etc.
+    except Exception as exc:  # noqa: BLE001  (calamine on a non-spreadsheet raises its own types)
         raise FileProblem(f"The file {file_name} could not be read: {exc}") from None
     layout.header = [c.strip() for c in first[1]]
     if len(layout.header) > MAX_COLUMNS:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
-
 from crm_common import cli
 from crm_common.app import ServiceRuntime, create_service_app
 from crm_common.http import ServiceClient
+from fastapi import FastAPI
+
 from import_svc.api import imports, preview
 from import_svc.records import RecordsClient
 from import_svc.settings import Settings

@@ -196,10 +196,9 @@ def _unique_key_property(ctx: JobContext, type_id: str, columns: list[ColumnMapp
 def _normalise_domain(value: str) -> str:
     domain = value.strip().lower()
     for prefix in ("https://", "http://"):
-        if domain.startswith(prefix):
-            domain = domain[len(prefix):]
+        domain = domain.removeprefix(prefix)
     domain = domain.split("/", 1)[0]
-    return domain[4:] if domain.startswith("www.") else domain
+    return domain.removeprefix("www.")
 
 
 async def _write_object_type(ctx: JobContext, bound: BoundFile, type_id: str, good: list[tuple[int, list[str]]],

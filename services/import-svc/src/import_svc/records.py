@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import orjson
 import structlog
-
 from crm_common.http import ServiceClient
 
 log = structlog.get_logger(__name__)
@@ -115,7 +114,7 @@ class RecordsClient:
 def _when(value: Any) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return datetime.fromisoformat(str(value))
 
 
 def _json(response: httpx.Response) -> Any:

@@ -1,6 +1,5 @@
-from pydantic_settings import SettingsConfigDict
-
 from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class Settings(BaseServiceSettings):

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
 from crm_common.app import ServiceRuntime
 from crm_common.cloudevents import CloudEvent
 from crm_common.db import transaction
 from crm_common.outbox import add_event
+
 from import_svc import repository
 from import_svc.files import FileLayout, FileProblem, batches, inspect
 from import_svc.pipeline import BoundFile, JobContext, process_batch
@@ -96,7 +96,7 @@ class ImportWorker:
                 task.add_done_callback(self._running.discard)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (the database went away: keep polling)
                 log.warning("import worker loop error; retrying", error=repr(exc))
                 await asyncio.sleep(self.settings.worker_poll_interval)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+from crm_common.auth import Auth
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_common.auth import Auth
 
 
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:

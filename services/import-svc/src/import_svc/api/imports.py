@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from crm_common.errors import HubSpotError, error_responses, not_found
+from crm_common.outbox import add_event
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import ORJSONResponse, Response
 from starlette.datastructures import UploadFile
 
-from crm_common.errors import HubSpotError, error_responses, not_found
 from import_svc import repository
 from import_svc.api.deps import Auth, Session
 from import_svc.files import MAX_BYTES, FileProblem, inspect
@@ -25,8 +26,6 @@ from import_svc.plan import InvalidImportRequest, parse_plan
 from import_svc.records import RecordsClient, RecordsError
 from import_svc.values import formula_safe
 from import_svc.worker import import_event
-
-from crm_common.outbox import add_event
 
 router = APIRouter(tags=["Imports"])
 corral_router = APIRouter(prefix="/corral/v1/imports", tags=["Imports (Corral)"])

@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from crm_common.errors import HubSpotError, error_responses
 from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse
 from starlette.datastructures import UploadFile
 
-from crm_common.errors import HubSpotError, error_responses
 from import_svc.api.deps import Auth
 from import_svc.api.imports import _copy_upload, _too_big
 from import_svc.files import MAX_BYTES, FileProblem, batches, inspect, iter_rows
