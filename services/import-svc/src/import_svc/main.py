@@ -10,7 +10,7 @@ from crm_common.app import ServiceRuntime, create_service_app
 from crm_common.http import ServiceClient
 from fastapi import FastAPI
 
-from import_svc.api import imports, preview
+from import_svc.api import capture, imports, preview
 from import_svc.records import RecordsClient
 from import_svc.settings import Settings
 from import_svc.worker import ImportWorker
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
         settings=settings,
         title="Corral import service",
         description="Imports of CSV/XLSX files and mobile capture (HubSpot imports API compatible).",
-        routers=[imports.router, imports.corral_router, preview.router],
+        routers=[imports.router, imports.corral_router, preview.router, capture.router],
         on_startup=[start],
         on_shutdown=[stop],
     )

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 from crm_common.errors import HubSpotError, error_responses, not_found
 from crm_common.outbox import add_event
+from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from import_svc import repository
@@ -166,7 +167,7 @@ async def start_import(request: Request, auth: Auth, session: Session) -> Any:
     if worker is not None:
         # The unit of work commits as this returns; the worker looks a moment later.
         asyncio.get_running_loop().call_later(0.05, worker.wake)
-    return ORJSONResponse(import_json(row, file_ids, counters))
+    return FastJSONResponse(import_json(row, file_ids, counters))
 
 
 @router.get("/crm/v3/imports", response_model=None, responses=error_responses(400, 401, 403),
@@ -185,7 +186,7 @@ async def list_imports(auth: Auth, session: Session, after: str | None = None, b
     if more:
         body["paging"] = {"next": {"after": str(rows[-1]["id"]),
                                    "link": f"/crm/v3/imports/?after={rows[-1]['id']}&limit={limit}"}}
-    return ORJSONResponse(body)
+    return FastJSONResponse(body)
 
 
 @router.get("/crm/v3/imports/{importId}", response_model=None, responses=error_responses(401, 403, 404),
@@ -194,7 +195,7 @@ async def get_import(importId: str, auth: Auth, session: Session) -> Any:
     row = await repository.get_import(session, auth.account_id, _import_id(importId))
     if row is None:
         raise not_found(f"Import {importId} not found")
-    return ORJSONResponse((await _with_live_counters(session, [row]))[0])
+    return FastJSONResponse((await _with_live_counters(session, [row]))[0])
 
 
 @router.post("/crm/v3/imports/{importId}/cancel", response_model=None, responses=error_responses(401, 403, 404),
@@ -209,7 +210,7 @@ async def cancel_import(importId: str, auth: Auth, session: Session) -> Any:
         row = await repository.set_state(session, row["id"], "CANCELED", completed=True,
                                          counters=checkpoint["counters"])
         await add_event(session, import_event("import.canceled", row, counters=checkpoint["counters"]))
-    return ORJSONResponse({"status": "COMPLETE", "requestedAt": iso(requested),
+    return FastJSONResponse({"status": "COMPLETE", "requestedAt": iso(requested),
                            "startedAt": iso(row["started_at"] or row["created_at"]),
                            "completedAt": iso(row["completed_at"] or requested), "links": {}})
 
@@ -251,7 +252,7 @@ async def import_errors(importId: str, auth: Auth, session: Session, after: str 
     if more:
         body["paging"] = {"next": {"after": str(rows[-1]["id"]),
                                    "link": f"/crm/v3/imports/{importId}/errors?after={rows[-1]['id']}"}}
-    return ORJSONResponse(body)
+    return FastJSONResponse(body)
 
 
 @router.post("/crm/v3/imports/{importId}/revert", response_model=None, responses=error_responses(400, 401, 403, 404, 409),
@@ -277,7 +278,7 @@ async def revert_import(importId: str, auth: Auth, request: Request) -> Any:
         await add_event(session, import_event("import.reverted", row, result=outcome))
         body = (await _with_live_counters(session, [row]))[0]
     body["revert"] = outcome
-    return ORJSONResponse(body)
+    return FastJSONResponse(body)
 
 
 @corral_router.get("/{importId}/errors.csv", responses=error_responses(401, 403, 404),

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from starlette.datastructures import UploadFile
 
 from import_svc.api.deps import Auth
@@ -125,7 +125,7 @@ async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
         }
         if dryRun:
             body["dryRun"] = await asyncio.to_thread(_dry_run, dest, layout, width, mapped, options)
-        return ORJSONResponse(body)
+        return FastJSONResponse(body)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
 
