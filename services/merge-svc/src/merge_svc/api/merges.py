@@ -8,7 +8,7 @@ from crm_common.auth import require_scope
 from crm_common.db import transaction
 from crm_common.errors import HubSpotError, error_responses
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import ORJSONResponse
+from crm_common.responses import FastJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from merge_svc import repository, service
@@ -125,14 +125,14 @@ async def merge_objects(objectType: str, payload: MergeInput, auth: Auth, record
                         sessions: Sessions) -> Any:
     record = await service.merge(account_id=auth.account_id, request=_request(objectType, payload),
                                  records=records, sync=sync, sessionmaker=sessions)
-    return ORJSONResponse(record)
+    return FastJSONResponse(record)
 
 
 @router.post("/preview", response_model=MergePreview, responses=ERRORS,
              summary="The merged record a merge would produce, without applying it")
 async def preview_merge(payload: PreviewInput, auth: Auth, records: Records, sync: Sync, sessions: Sessions) -> Any:
     require_scope(auth, SCOPE)
-    return ORJSONResponse(await service.preview(account_id=auth.account_id,
+    return FastJSONResponse(await service.preview(account_id=auth.account_id,
                                                 request=_request(payload.objectType, payload),
                                                 records=records, sync=sync, sessionmaker=sessions))
 
@@ -145,7 +145,7 @@ async def list_rules(objectType: str, auth: Auth, sessions: Sessions) -> Any:
     async with transaction(sessions) as session:
         overrides = await repository.rule_overrides(session, auth.account_id, type_id)
     table = rules_for(type_id, {p: Strategy(s) for p, s in overrides.items()})
-    return ORJSONResponse({"objectTypeId": type_id, "results": [
+    return FastJSONResponse({"objectTypeId": type_id, "results": [
         {"property": r.property, "strategy": r.strategy.value, "additional": r.additional,
          "overridden": r.property in overrides} for r in table.values()]})
 
@@ -161,7 +161,7 @@ async def put_rule(objectType: str, propertyName: str, payload: RuleInput, auth:
     async with transaction(sessions) as session:
         await repository.put_rule(session, auth.account_id, type_id, propertyName, payload.strategy.value)
     rule = rules_for(type_id, {propertyName: payload.strategy})[propertyName]
-    return ORJSONResponse({"property": propertyName, "strategy": rule.strategy.value,
+    return FastJSONResponse({"property": propertyName, "strategy": rule.strategy.value,
                            "additional": rule.additional, "overridden": True})
 
 
@@ -184,7 +184,7 @@ async def list_merges(auth: Auth, sessions: Sessions, recordId: str,
     type_id = _type_id(objectType) if objectType else None
     async with transaction(sessions) as session:
         rows = await repository.merges_of_record(session, auth.account_id, type_id, record_id, limit=limit)
-    return ORJSONResponse({"results": [service.merge_view(r) for r in rows]})
+    return FastJSONResponse({"results": [service.merge_view(r) for r in rows]})
 
 
 @router.get("/{mergeId}", response_model=MergeView, responses=ERRORS, summary="One merge")
@@ -195,7 +195,7 @@ async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
         row = await repository.get_merge(session, auth.account_id, merge_id)
     if row is None:
         raise HubSpotError(404, f"Merge {mergeId} does not exist", category="OBJECT_NOT_FOUND")
-    return ORJSONResponse(service.merge_view(row))
+    return FastJSONResponse(service.merge_view(row))
 
 
 @router.post("/{mergeId}/unmerge", response_model=UnmergeResult, responses=ERRORS,
@@ -203,7 +203,7 @@ async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
 async def unmerge(mergeId: str, auth: Auth, records: Records, sessions: Sessions) -> Any:
     require_scope(auth, SCOPE)
     merge_id = service.parse_id(mergeId, "mergeId")
-    return ORJSONResponse(await service.unmerge(account_id=auth.account_id, merge_id=merge_id, records=records,
+    return FastJSONResponse(await service.unmerge(account_id=auth.account_id, merge_id=merge_id, records=records,
                                                 sessionmaker=sessions))
 
 
