@@ -24,12 +24,14 @@ async def test_deals_and_tickets_merge_with_the_default_rules(merges: httpx.Asyn
                         createdate="2024-02-01T00:00:00Z")
     deal_s = await make(records, "deals", dealname="Big (dup)", pipeline="default", dealstage="closedwon",
                         amount="500", createdate="2023-02-01T00:00:00Z")
-    response = await merge(merges, "deals", deal_p, deal_s)
+    response = await merge(merges, "0-3", deal_p, deal_s)
     assert response.status_code == 200, response.text
     merged = (await read(records, "deals", response.json()["id"], "dealname", "dealstage", "amount",
                          "createdate"))["properties"]
     assert (merged["dealname"], merged["dealstage"], merged["amount"]) == ("Big", "qualifiedtobuy", "500")
     assert merged["createdate"].startswith("2023-02-01")
+    history = (await merges.get("/corral/v1/merges", params={"objectType": "deal", "recordId": deal_p})).json()
+    assert [(m["objectType"], m["objectTypeId"]) for m in history["results"]] == [("deals", "0-3")]
 
     ticket_p = await make(records, "tickets", subject="Broken", hs_pipeline="0", hs_pipeline_stage="1")
     ticket_s = await make(records, "tickets", subject="Broken!", hs_pipeline="0", hs_pipeline_stage="2",

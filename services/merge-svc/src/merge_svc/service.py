@@ -28,6 +28,9 @@ from merge_svc.domain.rules import Strategy
 log = structlog.get_logger(__name__)
 SOURCE = "merge-svc"
 SYNC_GUARDED_TYPES = {"0-2": "companies"}
+STANDARD_NAMES = {"0-1": "contacts", "0-2": "companies", "0-3": "deals", "0-5": "tickets", "0-7": "products",
+                  "0-8": "line_items", "0-27": "tasks", "0-46": "notes", "0-47": "meetings", "0-48": "calls",
+                  "0-49": "emails"}
 MAX_RECORD_ID_DIGITS = 18
 
 
@@ -104,7 +107,8 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
                           properties_to_keep=request.properties_to_keep, overrides=overrides)
     except PlanError as exc:
         raise HubSpotError(400, str(exc)) from None
-    object_type = str(primary.get("objectType") or request.object_type)
+    # Events and history name standard types by their plural, whatever spelling the path used.
+    object_type = str(primary.get("objectType") or STANDARD_NAMES.get(type_id, request.object_type))
     return PreparedMerge(object_type_id=type_id, object_type=object_type, primary=primary, secondary=secondary,
                          plan=plan, merges_involved=involved)
 
