@@ -69,3 +69,32 @@ async def test_qr_codes_update_existing_contacts_without_moving_lifecycle(import
     assert created["results"][0]["status"] == "CREATED"
     bad = await imports.post("/corral/v1/capture/qr", json={"text": "https://example.com"})
     assert bad.status_code == 400
+
+
+def qr_png(text: str) -> bytes:
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    bitmap = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode).to_image(scale=6)
+    height, width = bitmap.shape
+    picture = Image.new("L", (width + 80, height + 80), 255)  # a photo has more than the code in it
+    picture.paste(Image.frombytes("L", (width, height), bytes(memoryview(bitmap))), (40, 40))
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_qr_code_photo(imports: httpx.AsyncClient, records: httpx.AsyncClient) -> None:
+    png = qr_png("MECARD:N:Photo,Paula;EMAIL:paula@photo-imports.com;TEL:+44 7700 900123;;")
+    answer = await imports.post("/corral/v1/capture/qr/image", data={"platform": "MOBILE_ANDROID"},
+                                files={"image": ("qr.png", png, "image/png")})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["text"].startswith("MECARD:")
+    assert body["results"][0]["status"] == "CREATED"
+    (person,) = await search_all(records, "contacts", ["email", "firstname", "mobilephone"])
+    assert (person["properties"]["firstname"], person["properties"]["mobilephone"]) == ("Paula", "+44 7700 900123")
+    blank = await imports.post("/corral/v1/capture/qr/image", files={"image": ("x.png", qr_png("x")[:50], "image/png")})
+    assert blank.status_code == 400

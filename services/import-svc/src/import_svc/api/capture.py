@@ -7,6 +7,7 @@ source is the platform (`MOBILE_IOS`/`MOBILE_ANDROID`) with the capture kind as 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -136,3 +137,55 @@ async def capture_qr(payload: QrCapture, auth: Auth, request: Request) -> Any:
     except RecordsError as exc:
         raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
     return JSON({"results": results})
+
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+
+def decode_qr_image(data: bytes) -> str:
+    """The text of the first QR code in a photo or screenshot (zxing-cpp through Pillow)."""
+    import io
+
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"The image could not be read: {exc}") from None
+    found = [r for r in zxingcpp.read_barcodes(image) if r.valid and r.text]
+    qr = [r for r in found if r.format == zxingcpp.BarcodeFormat.QRCode] or found
+    if not qr:
+        raise ValueError("No QR code was found in the image")
+    return qr[0].text
+
+
+@router.post("/qr/image", response_model=None, responses=error_responses(400, 401, 403),
+             summary="Create or update a contact from a photo of a QR code (vCard or MECARD)")
+async def capture_qr_image(request: Request, auth: Auth, dryRun: bool = False) -> Any:
+    form = await request.form(max_files=1, max_fields=5)
+    try:
+        upload = form.get("image") or form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HubSpotError(400, "Send the picture as a multipart part named `image`", category="VALIDATION_ERROR")
+        data = await upload.read(MAX_IMAGE_BYTES + 1)
+        platform = _platform(str(form.get("platform") or "") or None)
+    finally:
+        await form.close()
+    if len(data) > MAX_IMAGE_BYTES:
+        raise HubSpotError(400, "The image is larger than 10 MB", category="VALIDATION_ERROR")
+    try:
+        text = await asyncio.to_thread(decode_qr_image, data)
+        drafts = parse_qr_text(text)
+    except Exception as exc:  # noqa: BLE001  (decoder and vobject raise assorted errors)
+        raise HubSpotError(400, str(exc), category="VALIDATION_ERROR") from None
+    if dryRun:
+        return JSON({"text": text, "results": [{"index": d.index, "properties": d.properties, "warnings": d.problems}
+                                               for d in drafts]})
+    records: RecordsClient = request.app.state.runtime.extras["records"]
+    try:
+        results = await _save(records, auth.account_id, drafts[:1], platform=platform, kind="qr-code-scanner")
+    except RecordsError as exc:
+        raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+    return JSON({"text": text, "results": results})
