@@ -227,3 +227,31 @@ async def test_records_outage_pauses_the_import_then_it_finishes(imports_databas
         assert done["state"] == "DONE"
         assert done["metadata"]["counters"]["CREATED_OBJECTS"] == 7
         assert len(await search_all(records, "contacts", ["email"])) == 7
+
+
+async def test_crash_during_a_keyless_create_import_creates_nothing_twice(
+        import_app_factory: Any, private_database: str, records: httpx.AsyncClient, account_id: int) -> None:
+    # Companies without a domain have no key: the creation key written with each finds them again.
+    content = ("Company name,City\n" + "".join(f"Nameless {i},City {i}\n" for i in range(12))).encode()
+    request = {"name": "keyless", "importOperations": {"0-2": "CREATE"}, "files": [
+        {"fileName": "companies.csv", "fileImportPage": {"hasHeader": True, "columnMappings": [
+            {"columnObjectTypeId": "0-2", "columnName": "Company name", "propertyName": "name"},
+            {"columnObjectTypeId": "0-2", "columnName": "City", "propertyName": "city"}]}}]}
+    headers = signed_headers(account_id)
+    async with import_app_factory(database_url=private_database, worker_batch_size=4, worker_crash_after_batches=2,
+                                  worker_lease_seconds=1) as first:
+        first.headers.update(headers)
+        import_id = (await start_import(first, request, {"companies.csv": content})).json()["id"]
+        worker = first.service_app.state.runtime.extras["worker"]  # type: ignore[attr-defined]
+        for _ in range(200):
+            if worker._stopping:
+                break
+            await asyncio.sleep(0.05)
+        assert len(await search_all(records, "companies", ["name"])) == 8  # batch 2 written, not checkpointed
+    async with import_app_factory(database_url=private_database, worker_batch_size=4) as second:
+        second.headers.update(headers)
+        done = await wait_final(second, import_id)
+    assert done["state"] == "DONE"
+    companies = await search_all(records, "companies", ["name", "city"])
+    assert sorted(c["properties"]["name"] for c in companies) == sorted(f"Nameless {i}" for i in range(12))
+    assert done["metadata"]["counters"]["CREATED_OBJECTS"] == 12

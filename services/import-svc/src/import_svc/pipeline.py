@@ -180,6 +180,10 @@ def _row_properties(ctx: JobContext, bound: BoundFile, type_id: str, line: int, 
     return props
 
 
+def creation_key(ctx: JobContext, bound: BoundFile, line: int) -> str:
+    return f"import:{ctx.import_id}:{bound.file_id}:{line}"
+
+
 def _unique_key_property(ctx: JobContext, type_id: str, columns: list[ColumnMapping]) -> str | None:
     names = [c.property_name for c in columns]
     if type_id == "0-1" and "email" in names:
@@ -227,6 +231,8 @@ async def _write_object_type(ctx: JobContext, bound: BoundFile, type_id: str, go
             by_key.rows.append({"ref": line, "properties": props})
             by_key.lines[line] = [line]
         else:
+            # No key to find the record again: a creation key makes a re-sent batch recognisable.
+            props["hs_unique_creation_key"] = creation_key(ctx, bound, line)
             keyless.rows.append({"ref": line, "properties": props})
             keyless.lines[line] = [line]
     if domains:
@@ -245,6 +251,21 @@ async def _write_object_type(ctx: JobContext, bound: BoundFile, type_id: str, go
     keep = ["*"] if ctx.plan.keep_existing_all else [c.property_name for c in columns
                                                       if c.keep_existing and c.property_name]
     column_of = {c.property_name: c for c in columns}
+    replayed: dict[int, str] = {}
+    if ctx.replay_since is not None and keyless.rows:
+        # After a crash, rows of this batch that the lost attempt created are found by their key.
+        found = await ctx.records.find_by_values(ctx.account_id, type_id, "hs_unique_creation_key",
+                                                 [r["properties"]["hs_unique_creation_key"] for r in keyless.rows])
+        for row in keyless.rows:
+            record_id = found.get(row["properties"]["hs_unique_creation_key"])
+            if record_id is not None:
+                replayed[row["ref"]] = record_id
+        keyless.rows = [r for r in keyless.rows if r["ref"] not in replayed]
+        for ref, record_id in replayed.items():
+            for line in keyless.lines.get(ref, [ref]):
+                ids.setdefault(line, {})[type_id] = record_id
+        out.counters["CREATED_OBJECTS"] += len(set(replayed.values()))
+        out.counters["UNIQUE_OBJECTS_WRITTEN"] += len(set(replayed.values()))
     for pending in (by_id, by_key, keyless):
         if not pending.rows:
             continue

@@ -106,6 +106,30 @@ class RecordsClient:
                 out[str(item["id"])] = (_when(item.get("createdAt")), _when(item.get("updatedAt")))
         return out
 
+    async def find_by_values(self, account_id: int, object_type: str, prop: str, values: list[str]) -> dict[str, str]:
+        """value -> record id for any property, through the public search (IN, 100 values per filter)."""
+        out: dict[str, str] = {}
+        for start in range(0, len(values), 100):
+            chunk = values[start:start + 100]
+            after: str | None = None
+            while True:
+                body: dict[str, Any] = {"filterGroups": [{"filters": [{"propertyName": prop, "operator": "IN",
+                                                                       "values": chunk}]}],
+                                        "properties": [prop], "limit": 100}
+                if after:
+                    body["after"] = after
+                page = await self._call("POST", f"/crm/v3/objects/{object_type}/search", account_id=account_id,
+                                        what="search", content=orjson.dumps(body),
+                                        headers={"content-type": "application/json"})
+                for item in page.get("results", []):
+                    value = (item.get("properties") or {}).get(prop)
+                    if value:
+                        out[value] = str(item["id"])
+                after = ((page.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+        return out
+
     async def undo(self, account_id: int, operation_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/internal/v1/operations/{operation_id}/undo", account_id=account_id,
                                 what="undo")
