@@ -87,3 +87,16 @@ async def test_resolve_finds_records_by_email_and_domain(api: httpx.AsyncClient)
     by_domain = await api.post("/internal/v1/records/companies/resolve",
                                json={"property": "domain", "values": ["https://www.shared.io"]})
     assert by_domain.json()["matches"] == {"shared.io": companies}
+
+
+async def test_bulk_writes_persist_when_no_statement_ran_before_the_copy(api: httpx.AsyncClient) -> None:
+    """With a warm property catalog the first statement of a bulk call is the COPY itself; it must still run
+    inside the request's transaction (a regression found by import-svc's contract tests)."""
+    for name in ("First", "Second", "Third"):
+        answer = await api.post("/internal/v1/records/companies/bulk-upsert", json={
+            "operation": "UPSERT", "rows": [{"ref": i, "properties": {"name": f"{name} {i}"}} for i in range(300)]})
+        assert answer.status_code == 200
+        ids = [r["id"] for r in answer.json()["results"]]
+        assert all(r["status"] == "CREATED" for r in answer.json()["results"])
+        read = await api.post("/crm/v3/objects/companies/batch/read", json={"inputs": [{"id": i} for i in ids[:100]]})
+        assert read.status_code == 200 and len(read.json()["results"]) == 100

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from crm_common.errors import HubSpotError
@@ -31,8 +32,9 @@ class RecordsClient:
 
     async def snapshot(self, *, account_id: int, object_type: str, record_id: str) -> dict[str, Any] | None:
         """None when the record does not exist in the account."""
-        response = await self.client.request("GET", f"/internal/v1/records/{object_type}/{record_id}/snapshot",
-                                             account_id=account_id)
+        # Path segments are quoted: a type or id straight from a client's URL may hold any character.
+        path = f"/internal/v1/records/{quote(object_type, safe='')}/{quote(str(record_id), safe='')}/snapshot"
+        response = await self.client.request("GET", path, account_id=account_id)
         if response.status_code == 404:
             return None
         _raise_for(response)
@@ -73,7 +75,7 @@ class SyncClient:
 
 
 async def _journal(client: ServiceClient, *, account_id: int, operation_id: str) -> list[dict[str, Any]]:
-    response = await client.request("GET", f"/internal/v1/operations/{operation_id}/journal",
+    response = await client.request("GET", f"/internal/v1/operations/{quote(operation_id, safe='')}/journal",
                                     account_id=account_id, params={"limit": 100})
     _raise_for(response)
     return response.json().get("results") or []

@@ -399,7 +399,8 @@ async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, se
     try:
         compiled = compiler.compile(
             filter_groups=[[Filter(**f.model_dump()) for f in g.filters] for g in payload.filterGroups],
-            query=payload.query, sort=sort, association_types=await association_targets(session, auth.account_id))
+            query=payload.query, sort=sort, association_types=await association_targets(session, auth.account_id) if any(
+                f.propertyName.startswith("associations.") for g in payload.filterGroups for f in g.filters) else {})
     except SearchError as exc:
         errors = [{"message": exc.message, "context": {"propertyName": [exc.property_name]}}] \
             if exc.property_name else None
