@@ -255,3 +255,26 @@ async def test_crash_during_a_keyless_create_import_creates_nothing_twice(
     companies = await search_all(records, "companies", ["name", "city"])
     assert sorted(c["properties"]["name"] for c in companies) == sorted(f"Nameless {i}" for i in range(12))
     assert done["metadata"]["counters"]["CREATED_OBJECTS"] == 12
+
+
+async def test_a_graceful_stop_hands_the_import_over_at_once(import_app_factory: Any, private_database: str,
+                                                             records: httpx.AsyncClient, account_id: int) -> None:
+    rows = [(f"g{i}@handover-imports.com", "N") for i in range(30)]
+    headers = signed_headers(account_id)
+    request = contacts_request([("Email", "email"), ("First Name", "firstname")])
+    async with import_app_factory(database_url=private_database, worker_batch_size=5,
+                                  worker_lease_seconds=3600) as first:
+        first.headers.update(headers)
+        import_id = (await start_import(first, request, {"c.csv": contacts_csv(rows)})).json()["id"]
+        for _ in range(200):
+            status = (await first.get(f"/crm/v3/imports/{import_id}")).json()
+            if status["state"] == "PROCESSING" and status["metadata"]["counters"].get("ROWS_PROCESSED"):
+                break
+            await asyncio.sleep(0.02)
+    # The first instance stopped mid-import with an hour-long lease; the next one resumes right away.
+    async with import_app_factory(database_url=private_database, worker_batch_size=5) as second:
+        second.headers.update(headers)
+        done = await wait_final(second, import_id, timeout=30)
+    assert done["state"] == "DONE"
+    assert done["metadata"]["counters"]["CREATED_OBJECTS"] == 30
+    assert len(await search_all(records, "contacts", ["email"])) == 30

@@ -170,6 +170,12 @@ async def release_lease(session: AsyncSession, import_id: int, *, retry_in: floa
         WHERE id = :i"""), {"s": retry_in, "i": import_id})
 
 
+async def release_owned(session: AsyncSession, owner: str) -> None:
+    await session.execute(text("""
+        UPDATE imports SET lease_owner = NULL, lease_until = now(), updated_at = now()
+        WHERE lease_owner = :o AND state = 'PROCESSING'"""), {"o": owner})
+
+
 async def mark_inflight(session: AsyncSession, import_id: int) -> None:
     """Written before a batch's records calls: a replay after a crash knows since when to look."""
     await session.execute(text("UPDATE import_checkpoints SET inflight_at = now() WHERE import_id = :i"),

@@ -66,6 +66,10 @@ class ImportWorker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # A graceful stop (a rolling deploy) hands its imports over at once instead of at lease expiry.
+        with contextlib.suppress(Exception):
+            async with transaction(self.runtime.sessionmaker) as session:
+                await repository.release_owned(session, self.owner)
 
     def wake(self) -> None:
         self._wake.set()
