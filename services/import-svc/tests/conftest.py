@@ -39,13 +39,6 @@ async def imports_database() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def records_app(records_database: str) -> AsyncIterator[Any]:
-    # WORKAROUND for a records-svc bug (see test_records_bulk_creates_persist_with_a_warm_catalog): with
-    # a cached property catalog, bulk-upsert's COPY into its ON COMMIT DELETE ROWS staging table runs
-    # before SQLAlchemy has begun the transaction, so the staged rows vanish and created records are
-    # reported but never inserted. Remove once that test passes.
-    from records_svc import catalog
-
-    catalog.CATALOG_TTL_SECONDS = 0.0
     settings = RecordsSettings(database_url=records_database, log_json=False, log_level="WARNING")
     async with LifespanManager(create_records_app(settings), startup_timeout=30, shutdown_timeout=30) as manager:
         yield manager.app
