@@ -30,24 +30,34 @@ class RecordsClient:
     def __init__(self, client: ServiceClient) -> None:
         self.client = client
 
+    async def _call(self, method: str, url: str, *, account_id: int, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self.client.request(method, url, account_id=account_id, **kwargs)
+        except httpx.InvalidURL:
+            raise HubSpotError(400, "The object type or record id in the path is not valid") from None
+        except httpx.TimeoutException:
+            raise HubSpotError(504, "The records service did not answer in time; the merge may or may not have "
+                                    "been applied (see GET /corral/v1/merges?recordId=...)") from None
+        except httpx.HTTPError as exc:
+            raise HubSpotError(503, f"The records service is unreachable: {exc.__class__.__name__}") from None
+
     async def snapshot(self, *, account_id: int, object_type: str, record_id: str) -> dict[str, Any] | None:
         """None when the record does not exist in the account."""
         # Path segments are quoted: a type or id straight from a client's URL may hold any character.
         path = f"/internal/v1/records/{quote(object_type, safe='')}/{quote(str(record_id), safe='')}/snapshot"
-        response = await self.client.request("GET", path, account_id=account_id)
+        response = await self._call("GET", path, account_id=account_id)
         if response.status_code == 404:
             return None
         _raise_for(response)
         return response.json()
 
     async def apply(self, *, account_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.client.request("POST", "/internal/v1/merges/apply", account_id=account_id, json=body)
+        response = await self._call("POST", "/internal/v1/merges/apply", account_id=account_id, json=body)
         _raise_for(response)
         return response.json()
 
     async def unapply(self, *, account_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.client.request("POST", "/internal/v1/merges/unapply", account_id=account_id,
-                                             json=body)
+        response = await self._call("POST", "/internal/v1/merges/unapply", account_id=account_id, json=body)
         _raise_for(response)
         return response.json()
 

@@ -19,7 +19,7 @@ hubspot_router = APIRouter(prefix="/crm/v3/objects", tags=["Merge"])
 router = APIRouter(prefix="/corral/v1/merges", tags=["Merges (Corral)"])
 
 SCOPE = "corral.merges"
-ERRORS = error_responses(400, 401, 403, 404, 409, 414, 429)
+ERRORS = error_responses(400, 401, 403, 404, 409, 414, 429, 502, 503, 504)
 MAX_HISTORY = 500
 
 Side = Literal["PRIMARY", "SECONDARY"]
