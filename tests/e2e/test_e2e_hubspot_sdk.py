@@ -78,8 +78,9 @@ def test_batch_upsert_search_and_paging(hubspot) -> None:  # type: ignore[no-unt
 def test_companies_through_the_sdk(hubspot) -> None:  # type: ignore[no-untyped-def]
     name = f"Acme {uuid.uuid4().hex[:6]}"
     company = hubspot.crm.companies.basic_api.create(CompanyCreate(properties={"name": name, "domain": "acme.io"}))
-    page = hubspot.crm.companies.basic_api.get_page(limit=100, properties=["name", "domain"])
-    assert any(c.id == company.id and c.properties["domain"] == "acme.io" for c in page.results)
+    # Other tests share the account: page through all of it (the SDK follows paging.next.after).
+    everything = hubspot.crm.companies.get_all(properties=["name", "domain"])
+    assert any(c.id == company.id and c.properties["domain"] == "acme.io" for c in everything)
     from hubspot.crm.companies import Filter as CFilter
     from hubspot.crm.companies import FilterGroup as CFilterGroup
     from hubspot.crm.companies import PublicObjectSearchRequest as CSearch
