@@ -224,3 +224,61 @@ async def test_companies_cannot_be_merged_while_salesforce_company_sync_is_on(
         extras["sync"] = real
     assert (await read(records, "companies", first, "name"))["id"] == first
     assert (await merge(merges, "companies", first, second)).status_code == 200
+
+
+async def test_company_merges_fail_closed_when_sync_status_is_unknown(
+        merges: httpx.AsyncClient, records: httpx.AsyncClient, merge_app: Any) -> None:
+    from crm_common.http import ServiceClient
+    from merge_svc.clients import SyncClient
+
+    first = await make(records, "companies", name="Dark A")
+    second = await make(records, "companies", name="Dark B")
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    extras = merge_app.runtime.extras
+    real = extras["sync"]
+    extras["sync"] = SyncClient(ServiceClient(base_url="http://sync", secret="x", caller="merge-svc",
+                                              transport=httpx.MockTransport(unreachable)))
+    try:
+        refused = await merge(merges, "companies", first, second)
+    finally:
+        extras["sync"] = real
+    assert refused.status_code == 503, refused.text
+    assert "sync status could not be checked" in refused.json()["message"]
+
+
+async def test_a_merge_records_svc_refuses_is_kept_as_failed(merges: httpx.AsyncClient,
+                                                             records: httpx.AsyncClient, merge_app: Any,
+                                                             records_app: Any) -> None:
+    """records-svc has the last word (here: it answers 409 as if a record changed under the merge)."""
+    from crm_common.http import ServiceClient
+    from merge_svc.clients import RecordsClient
+
+    primary = await make(records, "contacts", email="fail-p@example.com")
+    secondary = await make(records, "contacts", email="fail-s@example.com")
+    inner = httpx.ASGITransport(app=records_app)
+
+    class RefusingApply(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/internal/v1/merges/apply":
+                return httpx.Response(409, json={"status": "error", "category": "CONFLICT", "correlationId": "x",
+                                                 "message": "contact 1 was already merged into 2"})
+            return await inner.handle_async_request(request)
+
+    extras = merge_app.runtime.extras
+    real = extras["records"]
+    extras["records"] = RecordsClient(ServiceClient(base_url="http://records",
+                                                    secret=merge_app.runtime.settings.internal_secret,
+                                                    caller="merge-svc", transport=RefusingApply()))
+    try:
+        refused = await merge(merges, "contacts", primary, secondary)
+    finally:
+        extras["records"] = real
+    assert refused.status_code == 409 and "already merged" in refused.json()["message"]
+    history = (await merges.get("/corral/v1/merges", params={"recordId": primary})).json()["results"]
+    assert [(m["status"], m["error"]) for m in history] == [("FAILED", "contact 1 was already merged into 2")]
+    # Nothing was applied, and the records can still be merged.
+    assert (await read(records, "contacts", primary, "email"))["id"] == primary
+    assert (await merge(merges, "contacts", primary, secondary)).status_code == 200
