@@ -212,11 +212,12 @@ _TYPE_IDS = {"contacts": "0-1", "contact": "0-1", "companies": "0-2", "company":
 
 
 def _type_id(object_type: str) -> str:
-    """Rules are keyed by type id; standard names map here, custom objects are addressed by their 2-<n> id."""
+    """Rules and history are keyed by type id; standard names map here, custom objects go by their 2-<n> id
+    (resolving a custom name would cost a records-svc call on routes that otherwise need none)."""
     key = object_type.lower()
     if key in _TYPE_IDS:
         return _TYPE_IDS[key]
     if key.startswith(("0-", "2-")):
         return key
-    raise HubSpotError(400, f"Address merge rules of custom objects by their object type id (2-<n>), not "
+    raise HubSpotError(400, f"Address custom objects by their object type id (2-<n>) on this route, not "
                             f"{object_type!r}")
