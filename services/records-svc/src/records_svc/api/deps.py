@@ -17,6 +17,8 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(unit_of_work)]
+# scope="function": commit before the response is sent, so a client reading right after a write sees it
+# (FastAPI otherwise runs the exit of a yield dependency after the response).
+Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 __all__ = ["Auth", "Session"]
