@@ -234,7 +234,11 @@ async def search_records(session: AsyncSession, account_id: int, object_type_id:
 
 async def claim_unique_values(session: AsyncSession, account_id: int, object_type_id: str,
                               claims: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
-    """Claim (namespace, value, record id) rows; returns the claims held by *another* record."""
+    """Claim (namespace, value, record id) rows; returns the claims held by *another* record.
+
+    The insert reports what it claimed; only the (usually no) values it could not claim are looked up
+    afterwards, so the cost stays proportional to the claims, not to the account's existing values.
+    """
     if not claims:
         return []
     if len(claims) > COPY_THRESHOLD:
@@ -243,43 +247,36 @@ async def claim_unique_values(session: AsyncSession, account_id: int, object_typ
                           "ON COMMIT DELETE ROWS")
         await raw.execute("TRUNCATE claim_staging")
         await raw.copy_records_to_table("claim_staging", records=claims)
-        rows = await raw.fetch(
-            """
-            WITH inserted AS (
+        inserted_rows = await raw.fetch(
+            "INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id) "
+            "SELECT $1, $2, namespace, value, record_id FROM claim_staging ON CONFLICT DO NOTHING "
+            "RETURNING namespace, value", account_id, object_type_id)
+        inserted = {(r["namespace"], r["value"]) for r in inserted_rows}
+    else:
+        result = await session.execute(
+            text("""
                 INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id)
-                SELECT $1, $2, namespace, value, record_id FROM claim_staging
+                SELECT :a, :t, c.namespace, c.value, c.record_id
+                FROM jsonb_to_recordset(CAST(:claims AS jsonb)) AS c(namespace text, value text, record_id bigint)
                 ON CONFLICT DO NOTHING
                 RETURNING namespace, value
-            )
-            SELECT w.namespace, w.value, u.record_id AS owner
-            FROM claim_staging w
-            LEFT JOIN inserted i ON i.namespace = w.namespace AND i.value = w.value
-            JOIN unique_values u ON u.account_id = $1 AND u.object_type_id = $2
-                 AND u.namespace = w.namespace AND u.value = w.value
-            WHERE i.value IS NULL AND u.record_id <> w.record_id
-            """, account_id, object_type_id)
-        return [(r["namespace"], r["value"], r["owner"]) for r in rows]
-    rows = await session.execute(
-        text("""
-            WITH wanted AS (
-                SELECT * FROM jsonb_to_recordset(CAST(:claims AS jsonb)) AS c(namespace text, value text, record_id bigint)
-            ), inserted AS (
-                INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id)
-                SELECT :a, :t, namespace, value, record_id FROM wanted
-                ON CONFLICT DO NOTHING
-                RETURNING namespace, value
-            )
-            SELECT w.namespace, w.value, u.record_id AS owner
-            FROM wanted w
-            LEFT JOIN inserted i ON i.namespace = w.namespace AND i.value = w.value
-            JOIN unique_values u ON u.account_id = :a AND u.object_type_id = :t
-                 AND u.namespace = w.namespace AND u.value = w.value
-            WHERE i.value IS NULL AND u.record_id <> w.record_id
-        """),
-        {"a": account_id, "t": object_type_id,
-         "claims": _json([{"namespace": n, "value": v, "record_id": r} for n, v, r in claims])},
-    )
-    return [(r.namespace, r.value, r.owner) for r in rows]
+            """),
+            {"a": account_id, "t": object_type_id,
+             "claims": _json([{"namespace": n, "value": v, "record_id": r} for n, v, r in claims])},
+        )
+        inserted = {(r.namespace, r.value) for r in result}
+    unclaimed = [(n, v, r) for n, v, r in claims if (n, v) not in inserted]
+    if not unclaimed:
+        return []
+    conflicts = []
+    by_namespace: dict[str, list[tuple[str, int]]] = {}
+    for namespace, value, record_id in unclaimed:
+        by_namespace.setdefault(namespace, []).append((value, record_id))
+    for namespace, wanted in by_namespace.items():
+        owners = await resolve_unique_values(session, account_id, object_type_id, namespace, [v for v, _ in wanted])
+        conflicts.extend((namespace, value, owners[value]) for value, record_id in wanted
+                         if value in owners and owners[value] != record_id)
+    return conflicts
 
 
 async def release_unique_values(session: AsyncSession, account_id: int, object_type_id: str,
