@@ -14,7 +14,7 @@ install: $(UV)
 	$(UV) sync --all-packages --frozen
 
 run: install
-	$(UV) run python scripts/suite.py run
+	$(UV) run corral-suite run
 
 test: install
 	$(UV) run pytest -n $(PYTEST_WORKERS) --dist loadgroup

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import os
 import random
@@ -37,24 +36,16 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import orjson
+from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CONTACTS = "/crm/v3/objects/contacts"
 
-
-def load_suite_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("corral_suite", ROOT / "scripts" / "suite.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["corral_suite"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- figures ---------------------------------------------------------------------------------------------
@@ -444,13 +435,12 @@ async def explain_searches(records_db: str, account_id: int, bodies: dict[str, l
 
 
 async def _explain_searches(records_db: str, account_id: int, bodies: dict[str, list[dict[str, Any]]]) -> str:
-    from sqlalchemy import text
-
     from crm_common.db import make_engine, make_sessionmaker
     from records_svc import catalog as catalog_module
     from records_svc import repository, service
     from records_svc.domain.object_types import find_standard_object_type
     from records_svc.domain.search import Filter, SearchCompiler
+    from sqlalchemy import text
 
     engine = make_engine(records_db, pool_size=1)
     out = []
@@ -578,7 +568,7 @@ def machine_facts() -> dict[str, str]:
                         capture_output=True, text=True).stdout.strip() or "?"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "services", "libs", "scripts"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "services", "libs", "tools"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": str(os.cpu_count()),
             "commit": commit + (" with uncommitted changes" if dirty else ""),
@@ -644,10 +634,9 @@ async def measure(args: argparse.Namespace, suite: Any, token: str, account_id: 
 
 
 def run(args: argparse.Namespace) -> int:
-    suite_module = load_suite_module()
     sys.path.insert(0, str(ROOT / "libs" / "crm-common" / "src"))
     facts = machine_facts()
-    suite = suite_module.Suite.on_free_ports(
+    suite = Suite.on_free_ports(
         tag=f"bench_foundation_{uuid.uuid4().hex[:6]}",
         extra_env={"CORRAL_LOG_LEVEL": "WARNING"})
     lines: list[str] = []

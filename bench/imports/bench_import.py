@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import importlib.util
 import json
 import os
 import random
@@ -35,12 +34,12 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
 import httpx
 import psutil
+from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -55,14 +54,6 @@ CITIES = [("Berlin", "Germany"), ("Paris", "France"), ("Madrid", "Spain"), ("Rom
           ("Lyon", "France"), ("Munich", "Germany"), ("Porto", "Portugal"), ("Oslo", "Norway"), ("Austin", "USA")]
 JOBS = ["Engineer", "Buyer", "CEO", "Designer", "Analyst", "Sales Rep", "Nurse", "Teacher", "Lawyer", "Chef"]
 
-
-def load_suite_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("corral_suite", ROOT / "scripts" / "suite.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["corral_suite"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def generate_rows(rows: int, seed: int = 42) -> list[list[str]]:
@@ -211,8 +202,7 @@ def main() -> int:
         print(f"generated {len(xlsx_rows):,}-row XLSX ({mb(xlsx_path.stat().st_size)}) in "
               f"{time.perf_counter() - t0:.1f}s", flush=True)
 
-    suite_module = load_suite_module()
-    suite = suite_module.Suite.on_free_ports(tag=f"bench_imports_{uuid.uuid4().hex[:6]}", extra_env={
+    suite = Suite.on_free_ports(tag=f"bench_imports_{uuid.uuid4().hex[:6]}", extra_env={
         "CORRAL_LOG_LEVEL": "WARNING", "IMPORT_SVC_FILE_STORE_DIR": str(work / "store")})
     results: dict[str, Any] = {}
     try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import random
 import re
@@ -31,22 +30,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
+from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-
-def load_suite_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("corral_suite", ROOT / "scripts" / "suite.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["corral_suite"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def pct(values: list[float], q: float) -> float:
@@ -123,8 +114,7 @@ async def seed_associations(direct: httpx.AsyncClient, pairs: list[tuple[str, st
 
 
 async def run(args: argparse.Namespace) -> str:
-    suite_module = load_suite_module()
-    suite = suite_module.Suite.on_free_ports(tag=f"bench_merge_{os.getpid()}",
+    suite = Suite.on_free_ports(tag=f"bench_merge_{os.getpid()}",
                                              extra_env={"CORRAL_LOG_LEVEL": "WARNING"})
     started = datetime.now(UTC)
     load_before = os.getloadavg()

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import random
 import re
@@ -43,25 +42,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import orjson
+from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BULK = "/internal/v1/records/{}/bulk-upsert"
 ASSOCIATE = "/crm/v4/associations/contacts/companies/batch/associate/default"
 
-
-def load_suite_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("corral_suite", ROOT / "scripts" / "suite.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["corral_suite"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- figures ---------------------------------------------------------------------------------------------
@@ -564,10 +555,9 @@ def report(args: argparse.Namespace, facts: dict[str, str], res: Results) -> str
 
 
 def run(args: argparse.Namespace) -> int:
-    suite_module = load_suite_module()
     sys.path.insert(0, str(ROOT / "libs" / "crm-common" / "src"))
     facts = machine_facts()
-    suite = suite_module.Suite.on_free_ports(tag=f"bench_assoc_{uuid.uuid4().hex[:6]}",
+    suite = Suite.on_free_ports(tag=f"bench_assoc_{uuid.uuid4().hex[:6]}",
                                              extra_env={"CORRAL_LOG_LEVEL": "WARNING"})
     try:
         print(f"Booting the suite (logs in {suite.log_dir})...", flush=True)

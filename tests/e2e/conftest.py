@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_suite_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("corral_suite", ROOT / "scripts" / "suite.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["corral_suite"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-suite_module = _load_suite_module()
+from corral_devtools.suite import Suite
 
 
 @pytest.fixture(scope="session")
 def suite() -> Iterator[object]:
-    running = suite_module.Suite.on_free_ports(extra_env={"CORRAL_LOG_LEVEL": "WARNING"})
+    running = Suite.on_free_ports(extra_env={"CORRAL_LOG_LEVEL": "WARNING"})
     running.migrate()
     running.start()
     try:

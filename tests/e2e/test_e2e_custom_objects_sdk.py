@@ -7,7 +7,12 @@ import uuid
 import pytest
 from hubspot.crm.associations.v4 import AssociationSpec
 from hubspot.crm.associations.v4.schema import PublicAssociationDefinitionCreateRequest
-from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest, SimplePublicObjectInputForCreate
+from hubspot.crm.contacts import (
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectInputForCreate,
+)
 from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectCreate
 from hubspot.crm.schemas import ObjectSchemaEgg, ObjectTypeDefinitionLabels, ObjectTypePropertyCreate
 

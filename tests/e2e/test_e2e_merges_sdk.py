@@ -8,12 +8,11 @@ import uuid
 
 import aio_pika
 import pytest
+from crm_common.settings import DEFAULT_AMQP_URL
 from hubspot.crm.companies import PublicMergeInput as CompanyMerge
 from hubspot.crm.companies import SimplePublicObjectInputForCreate as CompanyCreate
 from hubspot.crm.contacts import PublicMergeInput, SimplePublicObjectInput, SimplePublicObjectInputForCreate
 from hubspot.crm.contacts.exceptions import ApiException
-
-from crm_common.settings import DEFAULT_AMQP_URL
 
 pytestmark = pytest.mark.xdist_group("e2e")
 

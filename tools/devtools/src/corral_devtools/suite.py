@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+# The repository root (this package is installed from the workspace in editable mode).
+ROOT = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
 PG_URL = os.environ.get("CORRAL_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 
@@ -156,7 +157,6 @@ class Suite:
         self.processes.clear()
 
     def drop_databases(self) -> None:
-        sys.path.insert(0, str(ROOT / "libs" / "crm-common" / "src"))
         from crm_common.db import drop_database
 
         async def drop_all() -> None:
@@ -210,7 +210,7 @@ def run_foreground() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["run", "migrate"])
     args = parser.parse_args()
@@ -218,3 +218,7 @@ if __name__ == "__main__":
         Suite.on_default_ports().migrate()
         sys.exit(0)
     sys.exit(run_foreground())
+
+
+if __name__ == "__main__":
+    main()
