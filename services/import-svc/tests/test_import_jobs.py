@@ -38,16 +38,17 @@ async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, private
         assert response.status_code == 200, response.text
         import_id = response.json()["id"]
         async with first.service_app.state.runtime.sessionmaker() as session:  # type: ignore[attr-defined]
+            worker = first.service_app.state.runtime.extras["worker"]  # type: ignore[attr-defined]
             for _ in range(1200):  # up to a minute: CI machines can be slow
-                checkpoint = (await session.execute(text(
-                    "SELECT rows_done, inflight_at FROM import_checkpoints WHERE import_id = :i"),
-                    {"i": int(import_id)})).one()
-                await session.rollback()
-                status = (await first.get(f"/crm/v3/imports/{import_id}")).json()
-                worker = first.service_app.state.runtime.extras["worker"]  # type: ignore[attr-defined]
                 if worker._stopping:
                     break
                 await asyncio.sleep(0.05)
+            # Read only once the worker has "crashed": a read taken before could predate its last checkpoint.
+            checkpoint = (await session.execute(text(
+                "SELECT rows_done, inflight_at FROM import_checkpoints WHERE import_id = :i"),
+                {"i": int(import_id)})).one()
+            await session.rollback()
+            status = (await first.get(f"/crm/v3/imports/{import_id}")).json()
         # The third batch reached records-svc but its checkpoint never committed.
         assert checkpoint[0] == 10 and checkpoint[1] is not None
         assert status["state"] == "PROCESSING"
