@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm_common.cloudevents import CloudEvent
+from crm_common.cloudevents import event_dict, now_iso
 from crm_common.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,29 +42,29 @@ class UndoReport:
 
 async def undo_operation(session: AsyncSession, *, account_id: int, operation_id: str,
                          source_type: str) -> UndoReport:
+    """Decide per entry in memory (newest first), then write set-based: reverting a million-row import is a
+    handful of statements, not one per record."""
     entries = await repository.journal_for_undo(session, account_id, operation_id)
     report = UndoReport()
     record_ids = sorted({e["record_id"] for e in entries if e["association"] is None})
     current = await repository.current_properties(session, account_id, record_ids)
     # What the operation last wrote per record and property (the newest entry wins).
     restores: dict[int, dict[str, str]] = {}
-    events: list[CloudEvent] = []
+    deletions: list[int] = []
+    archived_wanted: dict[int, bool] = {}
+    # Per association row, what undoing leaves: the oldest entry's undo is processed last and wins.
+    links: dict[tuple[int, int, str, int], tuple[bool, tuple[str, int, str, int, str, int]]] = {}
     for entry in entries:
         record_id = entry["record_id"]
         kind = entry["kind"]
-        state = current.get(record_id)
         if kind in ("ASSOCIATE", "DISSOCIATE"):
             a = entry["association"]
-            row = (a["fromId"], a["toId"], a["category"], a["typeId"])
-            if kind == "ASSOCIATE":
-                report.removed_associations += len(await repository.delete_associations(session, account_id, [row]))
-            else:
-                report.restored_associations += len(await repository.insert_associations(
-                    session, account_id, [(a["fromObjectTypeId"], a["fromId"], a["toObjectTypeId"], a["toId"],
-                                           a["category"], a["typeId"])]))
+            full = (a["fromObjectTypeId"], a["fromId"], a["toObjectTypeId"], a["toId"], a["category"], a["typeId"])
+            links[(a["fromId"], a["toId"], a["category"], a["typeId"])] = (kind == "DISSOCIATE", full)
             continue
+        state = current.get(record_id)
         if state is None:
-            continue  # deleted since (GDPR): nothing to restore
+            continue  # deleted since (GDPR, or by this undo): nothing to restore
         stored = state["properties"]
         if kind == "CREATE":
             changed = {p: stored.get(p, "") for p, v in (entry["new_values"] or {}).items() if stored.get(p, "") != v}
@@ -72,9 +72,8 @@ async def undo_operation(session: AsyncSession, *, account_id: int, operation_id
                 report.conflicts.append({"recordId": str(record_id), "reason": "changed after the operation created it",
                                          "properties": changed})
                 continue
-            report.deleted_records.extend(await repository.hard_delete_records(session, account_id, [record_id]))
-            events.append(_event("record.deleted", account_id, state["object_type_id"], record_id))
-            current.pop(record_id, None)
+            deletions.append(record_id)
+            current.pop(record_id)
         elif kind == "UPDATE":
             for prop, new_value in (entry["new_values"] or {}).items():
                 actual = stored.get(prop, "")
@@ -86,25 +85,42 @@ async def undo_operation(session: AsyncSession, *, account_id: int, operation_id
                 restores.setdefault(record_id, {})[prop] = old
                 stored = {**stored, prop: old}
             state["properties"] = stored
-        elif kind == "ARCHIVE" and state["archived"]:
-            await repository.set_archived(session, account_id, state["object_type_id"], [record_id], False)
-            report.restored_records.append(record_id)
-        elif kind == "RESTORE" and not state["archived"]:
-            await repository.set_archived(session, account_id, state["object_type_id"], [record_id], True)
-            report.archived_records.append(record_id)
+        elif kind in ("ARCHIVE", "RESTORE") and state["archived"] == (kind == "ARCHIVE"):
+            state["archived"] = kind == "RESTORE"
+            archived_wanted[record_id] = state["archived"]
+
+    deleted = await repository.hard_delete_records(session, account_id, deletions)
+    report.deleted_records.extend(deleted)
+    removed = [key for key, (insert, _) in links.items() if not insert]
+    report.removed_associations = len(await repository.delete_associations(session, account_id, removed))
+    report.restored_associations = len(await repository.insert_associations(
+        session, account_id, [full for insert, full in links.values() if insert]))
+    for archived in (True, False):
+        by_type: dict[str, list[int]] = {}
+        for record_id, wanted in archived_wanted.items():
+            if wanted == archived and record_id in current:
+                by_type.setdefault(current[record_id]["object_type_id"], []).append(record_id)
+        for object_type_id, ids in by_type.items():
+            changed_ids = await repository.set_archived(session, account_id, object_type_id, ids, archived)
+            (report.archived_records if archived else report.restored_records).extend(changed_ids)
     updates = [(rid, props) for rid, props in restores.items() if rid in current]
     await repository.set_properties(session, updates, changed_at=now_text(), source_type=source_type,
                                     source_id=operation_id)
     report.restored_values = sum(len(p) for _, p in updates)
-    for record_id, props in updates:
-        events.append(_event("record.updated", account_id, current[record_id]["object_type_id"], record_id,
-                             {"changes": props, "sourceType": source_type}))
+
+    time = now_iso()
+    object_types = {e["record_id"]: e["object_type_id"] for e in entries}
+    events = [_event("record.deleted", account_id, object_types[i], i, time) for i in deleted]
+    events += [_event("record.updated", account_id, current[i]["object_type_id"], i, time,
+                      {"changes": props, "sourceType": source_type}) for i, props in updates]
+    events += [_event("record.archived", account_id, object_types[i], i, time) for i in report.archived_records]
+    events += [_event("record.restored", account_id, object_types[i], i, time) for i in report.restored_records]
     await repository.mark_undone(session, account_id, operation_id)
     await add_events(session, events)
     return report
 
 
-def _event(event_type: str, account_id: int, object_type_id: str, record_id: int,
-           data: dict[str, Any] | None = None) -> CloudEvent:
-    return CloudEvent(source=SOURCE, type=event_type, subject=f"{object_type_id}/{record_id}", corralaccount=account_id,
-                      data={"objectTypeId": object_type_id, "id": str(record_id), **(data or {})})
+def _event(event_type: str, account_id: int, object_type_id: str, record_id: int, time: str,
+           data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return event_dict(source=SOURCE, type=event_type, account_id=account_id, subject=f"{object_type_id}/{record_id}",
+                      time=time, data={"objectTypeId": object_type_id, "id": str(record_id), **(data or {})})
