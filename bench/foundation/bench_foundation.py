@@ -26,7 +26,6 @@ import asyncio
 import itertools
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from typing import Any
 
 import httpx
 import orjson
+from corral_devtools.benchkit import check, ms, pct
 from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,16 +51,6 @@ CONTACTS = "/crm/v3/objects/contacts"
 # --- figures ---------------------------------------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of `values` (seconds in, seconds out)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
 
 
 @dataclass
@@ -195,22 +185,6 @@ def client(base_url: str, *, auth: httpx.Auth | None = None, token: str | None =
                                                  max_keepalive_connections=connections))
 
 
-def create_token(suite: Any, account: str) -> tuple[str, int]:
-    """A token without rate limits, and its account's numeric id (from the admin tool's report)."""
-    out = subprocess.run([str(BIN / "corral-admin"), "create-token", account, "--rate-limit", "0",
-                          "--daily-limit", "0"], env=suite.env(), check=True, cwd=ROOT, capture_output=True,
-                         text=True)
-    found = re.search(r"\(id (\d+)\)", out.stderr)
-    if not found:
-        raise RuntimeError(f"cannot read the account id from: {out.stderr!r}")
-    return out.stdout.strip(), int(found.group(1))
-
-
-def check(response: httpx.Response, *expected: int) -> httpx.Response:
-    if response.status_code not in expected:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                           f"{response.text[:500]}")
-    return response
 
 
 # --- 1. gateway overhead -----------------------------------------------------------------------------------
@@ -649,7 +623,7 @@ def run(args: argparse.Namespace) -> int:
         suite.migrate()
         suite.start()
         suite.wait_ready()
-        token, account_id = create_token(suite, "bench-foundation")
+        token, account_id = suite.create_unlimited_token("bench-foundation")
         res = asyncio.run(measure(args, suite, token, account_id))
     except BaseException:
         traceback.print_exc()
@@ -752,7 +726,11 @@ def main() -> int:
     parser.add_argument("--batch-rounds", type=int, default=5, help="rounds alternating batches and singles")
     parser.add_argument("--write-results", action="store_true",
                         help="also write the table and plans to bench/foundation/results/")
-    return run(parser.parse_args())
+    args = parser.parse_args()
+    if args.contacts < args.batches * 50:
+        parser.error(f"--contacts must be at least --batches x 50 = {args.batches * 50}: each batch upserts 50 "
+                     "existing contacts")
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -91,11 +91,6 @@ def write_xlsx(path: Path, rows: list[list[str]]) -> None:
     workbook.save(path)
 
 
-def create_token(suite: Any, account: str) -> str:
-    out = subprocess.run([str(BIN / "corral-admin"), "create-token", account, "--rate-limit", "0",
-                          "--daily-limit", "0"], env=suite.env(), check=True, cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip()
-
 
 class PeakRss(threading.Thread):
     def __init__(self, pids: dict[str, int]) -> None:
@@ -210,10 +205,10 @@ def main() -> int:
         suite.start(with_emulator=False)
         suite.wait_ready()
         pids = {name: suite.processes[name].pid for name in ("import-svc", "records-svc")}
-        results["csv"] = run_import(suite.gateway_url, create_token(suite, "bench-imports-csv"), csv_path, "CSV", pids)
+        results["csv"] = run_import(suite.gateway_url, suite.create_unlimited_token("bench-imports-csv")[0], csv_path, "CSV", pids)
         print("CSV import:", results["csv"], flush=True)
         if args.xlsx_rows:
-            results["xlsx"] = run_import(suite.gateway_url, create_token(suite, "bench-imports-xlsx"), xlsx_path,
+            results["xlsx"] = run_import(suite.gateway_url, suite.create_unlimited_token("bench-imports-xlsx")[0], xlsx_path,
                                          "SPREADSHEET", pids)
             print("XLSX import:", results["xlsx"], flush=True)
     finally:

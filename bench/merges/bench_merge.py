@@ -24,15 +24,13 @@ import argparse
 import asyncio
 import os
 import random
-import re
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
+from corral_devtools.benchkit import check, pct
 from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,29 +38,7 @@ BIN = Path(sys.executable).parent
 
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
-
-def create_token(suite: Any, account: str) -> tuple[str, int]:
-    out = subprocess.run([str(BIN / "corral-admin"), "create-token", account, "--rate-limit", "0",
-                          "--daily-limit", "0"], env=suite.env(), check=True, cwd=ROOT, capture_output=True,
-                         text=True)
-    found = re.search(r"\(id (\d+)\)", out.stderr)
-    if not found:
-        raise RuntimeError(f"cannot read the account id from: {out.stderr!r}")
-    return out.stdout.strip(), int(found.group(1))
-
-
-def check(response: httpx.Response, *expected: int) -> httpx.Response:
-    if response.status_code not in expected:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                           f"{response.text[:500]}")
-    return response
 
 
 class Signed(httpx.Auth):
@@ -122,7 +98,7 @@ async def run(args: argparse.Namespace) -> str:
     suite.start(with_emulator=False)
     try:
         suite.wait_ready()
-        token, account_id = create_token(suite, "bench-merge")
+        token, account_id = suite.create_unlimited_token("bench-merge")
         rng = random.Random(args.seed)
         gateway = httpx.AsyncClient(base_url=suite.gateway_url, headers={"authorization": f"Bearer {token}"},
                                     timeout=300)

@@ -46,6 +46,7 @@ from typing import Any
 
 import httpx
 import orjson
+from corral_devtools.benchkit import check, ms, pct
 from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,16 +59,6 @@ ASSOCIATE = "/crm/v4/associations/contacts/companies/batch/associate/default"
 # --- figures ---------------------------------------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of `values`."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.1f}"
 
 
 @dataclass
@@ -104,22 +95,6 @@ def client(base_url: str, *, auth: httpx.Auth | None = None, token: str | None =
                              limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
 
 
-def create_token(suite: Any, account: str) -> tuple[str, int]:
-    """A token without rate limits, and its account's numeric id (from the admin tool's report on stderr)."""
-    out = subprocess.run([str(BIN / "corral-admin"), "create-token", account, "--rate-limit", "0",
-                          "--daily-limit", "0"], env=suite.env(), check=True, cwd=ROOT, capture_output=True,
-                         text=True)
-    found = re.search(r"\(id (\d+)\)", out.stderr)
-    if not found:
-        raise RuntimeError(f"cannot read the account id from: {out.stderr!r}")
-    return out.stdout.strip(), int(found.group(1))
-
-
-def check(response: httpx.Response, *expected: int) -> httpx.Response:
-    if response.status_code not in expected:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                           f"{response.text[:500]}")
-    return response
 
 
 async def pg(database_url: str):  # type: ignore[no-untyped-def]
@@ -564,7 +539,7 @@ def run(args: argparse.Namespace) -> int:
         suite.migrate()
         suite.start()
         suite.wait_ready()
-        token, account_id = create_token(suite, "bench-associations")
+        token, account_id = suite.create_unlimited_token("bench-associations")
         res = asyncio.run(measure(args, suite, token, account_id))
     except BaseException:
         traceback.print_exc()

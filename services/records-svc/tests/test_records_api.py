@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import aio_pika
 import httpx
-from crm_common.db import make_engine
+from crm_common.cloudevents import CloudEvent, decode_events
+from crm_common.settings import DEFAULT_AMQP_URL
 from crm_common.testing import signed_headers
-from sqlalchemy import text
 
 
 async def create_contact(api: httpx.AsyncClient, **props: str) -> dict:
@@ -301,24 +304,33 @@ async def test_bulk_upsert_dedupes_and_reports_per_row(api: httpx.AsyncClient) -
     assert (merged["properties"]["firstname"], merged["properties"]["lastname"]) == ("First", "Second")
 
 
-async def test_writes_queue_outbox_events_in_the_same_transaction(api: httpx.AsyncClient,
-                                                                  records_database: str) -> None:
-    engine = make_engine(records_database)
+async def test_committed_writes_are_published_and_rolled_back_ones_are_not(api: httpx.AsyncClient,
+                                                                           account_id: int) -> None:
+    connection = await aio_pika.connect(DEFAULT_AMQP_URL)
     try:
-        async with engine.connect() as conn:
-            before = (await conn.execute(text("SELECT coalesce(max(id), 0) FROM outbox"))).scalar_one()
-        failed = await api.post("/crm/v3/objects/contacts", json={"properties": {"email": "bad"}})
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange("corral.events", aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key="record.*")
+        failed = await api.post("/crm/v3/objects/contacts", json={"properties": {"email": "evt@example.com",
+                                                                                 "lifecyclestage": "royalty"}})
         assert failed.status_code == 400
         created = await create_contact(api, email="evt@example.com")
-        async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT event_type, body FROM outbox WHERE id > :b"), {"b": before})).all()
-        # The relay may already have published (and deleted) the row; then it reached the broker.
-        bodies = [bytes(r.body) for r in rows]
-        assert all(b"bad" not in b for b in bodies)
-        assert all(r.event_type == "record.created" for r in rows)
-        assert created["id"]
+        await api.patch(f"/crm/v3/objects/contacts/{created['id']}", json={"properties": {"firstname": "E"}})
+        mine: list[CloudEvent] = []
+        for _ in range(300):
+            message = await queue.get(fail=False, no_ack=True)
+            if message is None:
+                if len(mine) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+                continue
+            mine += [e for e in decode_events(message.body, message.content_type) if e.corralaccount == account_id]
+        assert [(e.type, e.data["id"]) for e in mine] == [("record.created", created["id"]),
+                                                          ("record.updated", created["id"])]
+        assert mine[1].data["changes"] == {"firstname": "E"}
     finally:
-        await engine.dispose()
+        await connection.close()
 
 
 async def test_batch_upsert_is_all_or_nothing(api: httpx.AsyncClient) -> None:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,9 +109,19 @@ class Suite:
                            stdout=subprocess.DEVNULL if name else None)
 
     def create_token(self, account: str, *extra: str) -> str:
-        out = subprocess.run([str(BIN / "corral-admin"), "create-token", account, *extra], env=self.env(),
-                             check=True, cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip()
+        return self._create_token(account, *extra).stdout.strip()
+
+    def create_unlimited_token(self, account: str) -> tuple[str, int]:
+        """A token without rate limits (benchmarks, load tests) and its account's numeric id."""
+        out = self._create_token(account, "--rate-limit", "0", "--daily-limit", "0")
+        found = re.search(r"\(id (\d+)\)", out.stderr)  # corral-admin reports the account on stderr
+        if not found:
+            raise RuntimeError(f"cannot read the account id from: {out.stderr!r}")
+        return out.stdout.strip(), int(found.group(1))
+
+    def _create_token(self, account: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "corral-admin"), "create-token", account, *extra], env=self.env(),
+                              check=True, cwd=ROOT, capture_output=True, text=True)
 
     def start(self, *, foreground_logs: bool = False, with_emulator: bool = True) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
