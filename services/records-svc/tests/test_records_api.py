@@ -212,6 +212,17 @@ async def test_search_operators(api: httpx.AsyncClient) -> None:
     assert [r["properties"]["email"] for r in ordered["results"]] == ["zed@acme.com", "john.doe@acme.com"]
     assert ordered["total"] == 3 and ordered["paging"]["next"]["after"] == "2"
 
+    # The index holds the words of every value: after a line break, inside a URL, a hyphenated
+    # name or a quoted phrase (the tokens are read from the values' JSON text).
+    await create_contact(api, email="ann@x.io", firstname="Ann-Marie", address="1 Main St\nSuite 9\tEast",
+                         website="https://shop.example.org/path", jobtitle='Head of "Growth"')
+    assert emails(await search(one("address", "CONTAINS_TOKEN", value="suite"))) == {"ann@x.io"}
+    assert emails(await search(one("address", "CONTAINS_TOKEN", value="east"))) == {"ann@x.io"}
+    assert emails(await search(one("website", "CONTAINS_TOKEN", value="shop"))) == {"ann@x.io"}
+    assert emails(await search(one("firstname", "CONTAINS_TOKEN", value="marie"))) == {"ann@x.io"}
+    assert emails(await search(one("jobtitle", "CONTAINS_TOKEN", value="growth"))) == {"ann@x.io"}
+    assert emails(await search({"query": "ann-marie"})) == {"ann@x.io"}
+
     bad = await api.post("/crm/v3/objects/contacts/search", json=one("nope", "EQ", value="x"))
     assert bad.status_code == 400
     too_far = await api.post("/crm/v3/objects/contacts/search", json={"after": "9950", "limit": 100})
@@ -302,6 +313,24 @@ async def test_bulk_upsert_dedupes_and_reports_per_row(api: httpx.AsyncClient) -
     merged = (await api.get(f"/crm/v3/objects/contacts/{results[2]['id']}",
                             params={"properties": "firstname,lastname"})).json()
     assert (merged["properties"]["firstname"], merged["properties"]["lastname"]) == ("First", "Second")
+
+
+async def test_bulk_upsert_refuses_malformed_bodies_with_the_reason(api: httpx.AsyncClient) -> None:
+    url = "/internal/v1/records/contacts/bulk-upsert"
+    cases = [
+        (b"{not json", "Invalid JSON body"),
+        (b"[]", "must be a JSON object"),
+        (b'{"operation": "UPSERT"}', "rows must be a list"),
+        (b'{"operation": "MERGE", "rows": []}', "operation"),
+        (b'{"rows": [{"ref": "1", "properties": {}}]}', "rows[0] must be"),
+        (b'{"rows": [{"ref": 1, "properties": {}}, {"ref": 1, "properties": {}}]}', "rows[1]: ref 1 appears twice"),
+        (b'{"rows": [{"ref": 1, "properties": {"city": {"a": 1}}}]}', "rows[0].properties.city"),
+    ]
+    for body, reason in cases:
+        response = await api.post(url, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400, (body, response.text)
+        assert reason in response.json()["message"], (body, response.json())
+    assert (await api.get("/crm/v3/objects/contacts")).json()["results"] == []
 
 
 async def test_committed_writes_are_published_and_rolled_back_ones_are_not(api: httpx.AsyncClient,

@@ -28,7 +28,8 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
                                caller=settings.service_name, timeout=settings.records_timeout,
                                transport=records_transport)
         runtime.extras["records_http"] = client
-        runtime.extras["records"] = RecordsClient(client, retries=settings.records_retries)
+        runtime.extras["records"] = RecordsClient(client, retries=settings.records_retries,
+                                                  parallel_calls=settings.records_parallel_calls)
         Path(settings.file_store_dir).mkdir(parents=True, exist_ok=True)
         if settings.run_worker:
             worker = ImportWorker(runtime, runtime.extras["records"], settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +27,10 @@ class RecordsError(Exception):
 
 
 class RecordsClient:
-    def __init__(self, client: ServiceClient, *, retries: int = RETRIES) -> None:
+    def __init__(self, client: ServiceClient, *, retries: int = RETRIES, parallel_calls: int = 1) -> None:
         self._client = client
         self._retries = max(1, retries)
+        self._parallel_calls = max(1, parallel_calls)
 
     async def _call(self, method: str, url: str, *, account_id: int, what: str, **kwargs: Any) -> Any:
         """Retries what a retry can fix: connection errors, 409 unique races, 5xx (every call is idempotent)."""
@@ -66,6 +68,18 @@ class RecordsClient:
         return orjson.loads(response.content)
 
     async def bulk_upsert(self, account_id: int, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One bulk write, sent as parallel calls split by key when it is large (see split_by_key)."""
+        parts = split_by_key(body, self._parallel_calls)
+        if len(parts) == 1:
+            return await self._bulk_upsert_call(account_id, object_type, body)
+        answers = await asyncio.gather(*(self._bulk_upsert_call(account_id, object_type, {**body, "rows": rows})
+                                         for rows in parts))
+        merged: dict[str, Any] = {"results": [r for answer in answers for r in answer.get("results", [])]}
+        for counter in ("created", "updated", "unchanged", "failed"):
+            merged[counter] = sum(int(answer.get(counter, 0)) for answer in answers)
+        return merged
+
+    async def _bulk_upsert_call(self, account_id: int, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", f"/internal/v1/records/{object_type}/bulk-upsert", account_id=account_id,
                                 what="bulk-upsert", content=orjson.dumps(body),
                                 headers={"content-type": "application/json"})
@@ -133,6 +147,56 @@ class RecordsClient:
     async def undo(self, account_id: int, operation_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/internal/v1/operations/{operation_id}/undo", account_id=account_id,
                                 what="undo")
+
+    async def record_properties(self, account_id: int, object_type: str, ids: list[str], properties: list[str]
+                                ) -> dict[str, dict[str, str]]:
+        """record id -> the asked properties that have a value, through the public batch read (100 per call)."""
+        out: dict[str, dict[str, str]] = {}
+        for start in range(0, len(ids), 100):
+            chunk = ids[start:start + 100]
+            body = await self._call("POST", f"/crm/v3/objects/{object_type}/batch/read", account_id=account_id,
+                                    what="batch read", content=orjson.dumps({"inputs": [{"id": i} for i in chunk],
+                                                                             "properties": properties}),
+                                    headers={"content-type": "application/json"})
+            for item in body.get("results", []):
+                values = item.get("properties") or {}
+                out[str(item["id"])] = {p: str(values[p]) for p in properties if values.get(p) not in (None, "")}
+        return out
+
+    async def operation_journal(self, account_id: int, operation_id: str, *, after: int, limit: int
+                                ) -> dict[str, Any]:
+        """One page of what an operation wrote (records and associations), in journal id order after `after`."""
+        return await self._call("GET", f"/internal/v1/operations/{operation_id}/journal", account_id=account_id,
+                                what="operation journal", params={"after": after, "limit": limit})
+
+
+# Below this many rows per part, a second call costs more than it overlaps.
+MIN_ROWS_PER_PARALLEL_CALL = 1_000
+
+
+def split_by_key(body: dict[str, Any], parts: int) -> list[list[dict[str, Any]]]:
+    """The rows of one bulk write in `parts` groups that can be written at the same time.
+
+    Rows that address one record (same record id or unique key, compared as records-svc normalises
+    them) always fall in the same group, so the groups never race for a record or its unique value and
+    a later row still overrides an earlier one. Keyless rows create one record each and are dealt
+    round-robin.
+    """
+    rows: list[dict[str, Any]] = body["rows"]
+    parts = min(parts, len(rows) // MIN_ROWS_PER_PARALLEL_CALL)
+    if parts <= 1:
+        return [rows]
+    id_property = body.get("idProperty")
+    groups: list[list[dict[str, Any]]] = [[] for _ in range(parts)]
+    for position, row in enumerate(rows):
+        key = row.get("id")
+        if key is None and id_property:
+            key = row["properties"].get(id_property)
+        if key is None or key == "":
+            groups[position % parts].append(row)
+        else:
+            groups[zlib.crc32(str(key).strip().lower().encode()) % parts].append(row)
+    return [group for group in groups if group]
 
 
 def _when(value: Any) -> datetime | None:

@@ -11,12 +11,15 @@ class Settings(BaseServiceSettings):
     records_url: str = "http://127.0.0.1:8101"
     records_timeout: float = 300.0
     records_retries: int = 5
+    # A large bulk write is split by key into this many calls that run at once: while Postgres writes
+    # one part, records-svc validates the other (rows with one key always travel in the same part).
+    records_parallel_calls: int = 2
     file_store_dir: str = ".run/import-files"
 
     # The worker: rows per bulk call to records-svc, jobs run at once by one replica, how often an
     # idle worker looks for work, and how long a claimed job stays owned without a checkpoint.
     run_worker: bool = True
-    worker_batch_size: int = 5_000
+    worker_batch_size: int = 10_000
     worker_concurrency: int = 2
     worker_poll_interval: float = 1.0
     worker_lease_seconds: float = 120.0

@@ -73,37 +73,45 @@ class UniqueRace(Exception):
 
 def _validate_columns(catalog: PropertyCatalog, rows: list[BulkRow], trusted: bool,
                       results: dict[int, RowResult]) -> dict[int, dict[str, str]]:
-    """Normalise every value, once per distinct (property, value); invalid cells are dropped and reported."""
-    cleaned: dict[int, dict[str, str]] = {row.ref: {} for row in rows}
-    columns: dict[str, list[tuple[int, Any]]] = {}
-    for row in rows:
-        for name, value in row.properties.items():
-            columns.setdefault(name, []).append((row.ref, value))
-    for name, cells in columns.items():
+    """Normalise every value, once per distinct (property, value); invalid cells are dropped and reported.
+
+    One pass over the cells with one memo lookup each: an import sends tens of thousands of rows per
+    call, and most columns (names, cities, dates, options) repeat their values.
+    """
+    refused: dict[str, tuple[str, str]] = {}  # property -> (code, message) for a column no row may write
+    for name in {name for row in rows for name in row.properties}:
         prop = catalog.properties.get(name)
         if prop is None:
-            for ref, value in cells:
-                results[ref].errors.append(RowError("PROPERTY_DEFINITION_NOT_FOUND",
-                                                    f'Property "{name}" does not exist', name, _text(value)))
-            continue
-        if (name in SYSTEM_MANAGED or prop.read_only_value) and not trusted:
-            for ref, value in cells:
-                results[ref].errors.append(RowError("READ_ONLY_VALUE", f"{name} is read only", name, _text(value)))
-            continue
-        normalized: dict[Any, str | InvalidValue] = {}
-        for ref, value in cells:
-            marker = value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
-            if marker not in normalized:
+            refused[name] = ("PROPERTY_DEFINITION_NOT_FOUND", f'Property "{name}" does not exist')
+        elif (name in SYSTEM_MANAGED or prop.read_only_value) and not trusted:
+            refused[name] = ("READ_ONLY_VALUE", f"{name} is read only")
+    memos: dict[str, dict[Any, str | InvalidValue]] = {}
+    cleaned: dict[int, dict[str, str]] = {}
+    for row in rows:
+        out: dict[str, str] = {}
+        for name, value in row.properties.items():
+            memo = memos.get(name)
+            if memo is None:
+                if name in refused:
+                    code, message = refused[name]
+                    results[row.ref].errors.append(RowError(code, message, name, _text(value)))
+                    continue
+                memo = memos[name] = {}
+            # Only strings are memoised: True, 1 and 1.0 are one dict key but three different values.
+            outcome = memo.get(value) if value.__class__ is str else None
+            if outcome is None:
                 try:
-                    normalized[marker] = normalize_value(prop, value)
+                    outcome = normalize_value(catalog.properties[name], value)
                 except InvalidValue as exc:
-                    normalized[marker] = exc
-            outcome = normalized[marker]
-            if isinstance(outcome, InvalidValue):
-                results[ref].errors.append(RowError(_import_error_code(outcome.code), outcome.message, name,
-                                                    _text(value)))
+                    outcome = exc
+                if value.__class__ is str:
+                    memo[value] = outcome
+            if outcome.__class__ is str:
+                out[name] = outcome  # type: ignore[assignment]
             else:
-                cleaned[ref][name] = outcome
+                results[row.ref].errors.append(RowError(_import_error_code(outcome.code), outcome.message,  # type: ignore[union-attr]
+                                                        name, _text(value)))
+        cleaned[row.ref] = out
     return cleaned
 
 
@@ -194,8 +202,8 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
             for unit in keyed:
                 unit.record_id = owners.get(unit.key or "")
             # An archived owner is found too; such rows cannot be written.
-            archived = await repository.fetch_records(session, account_id, object_type.id,
-                                                      [u.record_id for u in keyed if u.record_id], archived=True)
+            archived = await repository.archived_record_ids(session, account_id, object_type.id,
+                                                            [u.record_id for u in keyed if u.record_id])
             for unit in keyed:
                 if unit.record_id in archived:
                     for ref in unit.refs:
@@ -246,7 +254,8 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
     source = WriteSource(source_type=source_type, source_id=source_id, operation_id=operation_id, trusted=trusted)
     entries: list[dict[str, Any]] = []
     if creates:
-        ids = await _insert_new(session, account_id, object_type.id, creates, changed_at, source_type, source_id)
+        ids = await _insert_new(session, account_id, object_type.id, creates, changed_at, source_type, source_id,
+                                operation_id=operation_id)
         claims = []
         for unit, record_id in zip(creates, ids, strict=True):
             unit.record_id = record_id
@@ -257,8 +266,6 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
             for ref in unit.refs:
                 results[ref].id = unit.record_id
                 results[ref].status = "CREATED"
-            entries.append(journal_entry(source, account_id, object_type.id, unit.record_id or 0, "CREATE",
-                                         new_values=unit.properties))
             events.append(_event("record.created", account_id, catalog, unit.record_id,
                                  {"properties": unit.properties, "sourceType": source_type, "sourceId": source_id},
                                  event_time))
@@ -336,7 +343,9 @@ async def _reject_foreign_unique_values(session: AsyncSession, account_id: int, 
 
 
 async def _insert_new(session: AsyncSession, account_id: int, object_type_id: str, units: list[_Unit],
-                      changed_at: str, source_type: str, source_id: str | None) -> list[int]:
+                      changed_at: str, source_type: str, source_id: str | None, *,
+                      operation_id: str | None) -> list[int]:
+    """Insert the new records through COPY; their journal entries are copied from the same staging rows."""
     raw = await repository.raw_connection(session)
     # Ids are allocated up front so each unit knows its id without relying on insert order.
     ids = [r[0] for r in await raw.fetch("SELECT nextval('record_ids') FROM generate_series(1, $1)", len(units))]
@@ -360,6 +369,14 @@ async def _insert_new(session: AsyncSession, account_id: int, object_type_id: st
         """),
         {"a": account_id, "t": object_type_id},
     )
+    if operation_id:
+        await session.execute(
+            text("""
+                INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, new_values)
+                SELECT :o, :a, :t, s.id, 'CREATE', s.props FROM bulk_staging s
+            """),
+            {"o": operation_id, "a": account_id, "t": object_type_id},
+        )
     return ids
 
 

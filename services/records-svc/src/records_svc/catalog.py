@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crm_common.errors import HubSpotError
@@ -74,13 +74,17 @@ def definition_from_row(row: dict[str, Any]) -> PropertyDefinition:
 class PropertyCatalog:
     object_type: ObjectType
     properties: dict[str, PropertyDefinition]
+    _unique_namespaces: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def unique_namespaces(self) -> dict[str, str]:
-        namespaces = dict(self.object_type.unique_namespaces)
-        for prop in self.properties.values():
-            if prop.has_unique_value and prop.name not in namespaces:
-                namespaces[prop.name] = prop.name
-        return namespaces
+        """Unique property -> namespace of its claims. Computed once: bulk writes ask per record."""
+        if self._unique_namespaces is None:
+            namespaces = dict(self.object_type.unique_namespaces)
+            for prop in self.properties.values():
+                if prop.has_unique_value and prop.name not in namespaces:
+                    namespaces[prop.name] = prop.name
+            self._unique_namespaces = namespaces
+        return dict(self._unique_namespaces)
 
 
 # Loading an account's custom properties was most of a single-record read, so catalogs are cached per

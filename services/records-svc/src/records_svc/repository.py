@@ -360,6 +360,20 @@ async def associations_of(session: AsyncSession, account_id: int, from_ids: list
     return [dict(r) for r in rows.mappings()]
 
 
+async def archived_record_ids(session: AsyncSession, account_id: int, object_type_id: str,
+                              ids: list[int]) -> set[int]:
+    """Which of these records are archived (one primary-key probe per id, nothing else read)."""
+    if not ids:
+        return set()
+    rows = await session.execute(
+        text("SELECT r.id FROM unnest(CAST(:ids AS bigint[])) AS wanted(id) "
+             "CROSS JOIN LATERAL (SELECT id FROM records WHERE id = wanted.id AND account_id = :a "
+             "AND object_type_id = :t AND archived LIMIT 1) AS r"),
+        {"a": account_id, "t": object_type_id, "ids": ids},
+    )
+    return {r[0] for r in rows}
+
+
 async def existing_record_ids(session: AsyncSession, account_id: int, object_type_id: str,
                               ids: list[int]) -> set[int]:
     rows = await session.execute(
