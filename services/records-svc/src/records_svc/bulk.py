@@ -211,6 +211,9 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
                             "OBJECT_ARCHIVED", f"The {object_type.singular} with this {id_property} is archived",
                             id_property, unit.key))
                     unit.refs = []
+        if object_type.id == "0-1":
+            await _apply_secondary_email_rule(session, account_id, object_type.id, id_property,
+                                              [u for u in keyed if u.refs and u.record_id])
 
     creates: list[_Unit] = []
     updates: list[_Unit] = []
@@ -301,6 +304,38 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
     await journal(session, source, entries)
     await add_events(session, events)
     return [results[row.ref] for row in rows]
+
+
+async def _apply_secondary_email_rule(session: AsyncSession, account_id: int, object_type_id: str,
+                                      id_property: str | None, units: list[_Unit]) -> None:
+    """HubSpot's rule for a contact's secondary (additional) email in an import row.
+
+    Found by its secondary email, the contact is updated but keeps its primary email. Addressed by
+    record ID with one of its secondary emails in the email column, that email becomes the primary and
+    the old primary takes its place among the additional emails.
+    """
+    if id_property == "email":
+        units = [u for u in units if u.properties.get("email")]
+    elif id_property == "hs_object_id":
+        units = [u for u in units if u.properties.get("email") and "hs_additional_emails" not in u.properties]
+    else:
+        return
+    if not units:
+        return
+    stored = await repository.contact_emails(session, account_id, object_type_id, [u.record_id or 0 for u in units])
+    for unit in units:
+        primary, additional = stored.get(unit.record_id or 0, ("", ""))
+        incoming = unit.properties["email"]
+        if incoming.lower() == primary.lower():
+            continue
+        secondaries = [e for e in additional.split(";") if e]
+        if incoming.lower() not in {e.lower() for e in secondaries}:
+            continue  # a new address: the ordinary update (or key rules) apply
+        if id_property == "email":
+            del unit.properties["email"]
+        else:
+            kept = [e for e in secondaries if e.lower() != incoming.lower()]
+            unit.properties["hs_additional_emails"] = ";".join([*kept, primary] if primary else kept)
 
 
 async def _reject_foreign_unique_values(session: AsyncSession, account_id: int, catalog: PropertyCatalog,

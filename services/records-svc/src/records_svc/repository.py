@@ -374,6 +374,21 @@ async def archived_record_ids(session: AsyncSession, account_id: int, object_typ
     return {r[0] for r in rows}
 
 
+async def contact_emails(session: AsyncSession, account_id: int, object_type_id: str,
+                         ids: list[int]) -> dict[int, tuple[str, str]]:
+    """record id -> (primary email, additional emails as stored), one primary-key probe per id."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        text("SELECT r.id, r.email, r.additional FROM unnest(CAST(:ids AS bigint[])) AS wanted(id) "
+             "CROSS JOIN LATERAL (SELECT id, coalesce(properties ->> 'email', '') AS email, "
+             "coalesce(properties ->> 'hs_additional_emails', '') AS additional FROM records "
+             "WHERE id = wanted.id AND account_id = :a AND object_type_id = :t LIMIT 1) AS r"),
+        {"a": account_id, "t": object_type_id, "ids": ids},
+    )
+    return {r.id: (r.email, r.additional) for r in rows}
+
+
 async def existing_record_ids(session: AsyncSession, account_id: int, object_type_id: str,
                               ids: list[int]) -> set[int]:
     rows = await session.execute(
