@@ -20,6 +20,15 @@ from import_svc.records import RecordsClient
 from import_svc.values import CouldNotParse, NumberFormat, convert
 
 CONVERTED_TYPES = frozenset({"date", "datetime", "number"})
+DEAL = "0-3"
+PRODUCT = "0-7"
+LINE_ITEM = "0-8"
+# What a line item takes from its product when the row leaves it out, as HubSpot fills a line item
+# created from a product (only those the line item type defines are copied).
+PRODUCT_INHERITED_PROPERTIES = ("name", "price", "description", "hs_sku", "hs_cost_of_goods_sold",
+                                "recurringbillingfrequency", "hs_recurring_billing_period")
+# A line item belongs to its deal only: a row's other records (its contact, its company) are not linked to it.
+LINE_ITEM_PARENTS = frozenset({DEAL})
 
 # Mail providers whose domain says nothing about the contact's company.
 FREE_MAIL_DOMAINS = frozenset({
@@ -41,6 +50,8 @@ class JobContext:
     label_ids: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     replay_since: datetime | None = None
     converted: dict[str, dict[str, str | CouldNotParse]] = field(default_factory=dict)
+    # product id -> what its line items inherit, or None when the account has no such product
+    products: dict[str, dict[str, str] | None] = field(default_factory=dict)
 
     @property
     def operation_id(self) -> str:
@@ -146,6 +157,9 @@ def _row_properties(ctx: JobContext, bound: BoundFile, type_id: str, line: int, 
         if raw == "":
             continue  # a blank cell never clears a value
         name = column.property_name or ""
+        if type_id == LINE_ITEM and name == "hs_product_id":
+            props[name] = raw  # a record id, checked against the products (not a number to reformat)
+            continue
         if name == "hs_object_id":
             if not raw.isdigit():
                 errors.add(line, "INVALID_OBJECT_ID", f"{raw} is not a record ID", value=raw, column=column,
@@ -205,6 +219,48 @@ def _normalise_domain(value: str) -> str:
     return domain.removeprefix("www.")
 
 
+async def _link_products(ctx: JobContext, columns: list[ColumnMapping], rows: list[tuple[int, dict[str, str]]],
+                         errors: _Errors) -> list[tuple[int, dict[str, str]]]:
+    """Line items whose Product ID names an existing product, filled from it; the others are errors.
+
+    An import creates line items and never updates them, so one created with a product that does not
+    exist could not be corrected by importing the fixed file again (that would create a second one):
+    such a row creates no line item.
+    """
+    column = next((c for c in columns if c.property_name == "hs_product_id"), None)
+    wanted = {str(int(p["hs_product_id"])) for _, p in rows if p.get("hs_product_id", "").isdigit()}
+    known = {product_id: ctx.products[product_id] for product_id in wanted if product_id in ctx.products}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        existing = await ctx.records.resolve(ctx.account_id, PRODUCT, "hs_object_id", unknown)
+        inherited = [p for p in PRODUCT_INHERITED_PROPERTIES if p in ctx.catalogs.get(LINE_ITEM, {})]
+        found = [product_id for product_id in unknown if product_id in existing]
+        values = await ctx.records.record_properties(ctx.account_id, PRODUCT, found, inherited) \
+            if found and inherited else {}
+        for product_id in unknown:
+            known[product_id] = values.get(product_id, {}) if product_id in existing else None
+        if len(ctx.products) < 100_000:  # products repeat across batches; the memo only saves calls
+            ctx.products.update({product_id: known[product_id] for product_id in unknown})
+    kept: list[tuple[int, dict[str, str]]] = []
+    for line, props in rows:
+        raw = props.get("hs_product_id")
+        if raw is None:
+            kept.append((line, props))  # a line item of its own, tied to no product
+            continue
+        product = known.get(str(int(raw))) if raw.isdigit() else None
+        if product is None:
+            message = (f"No product with ID {raw} exists in this account" if raw.isdigit()
+                       else f"{raw} is not a product ID")
+            errors.add(line, "INVALID_OBJECT_ID", f"{message}; the line item was not created", value=raw,
+                       column=column, object_type_id=LINE_ITEM, fails_row=True)
+            continue
+        props["hs_product_id"] = str(int(raw))
+        for name, value in product.items():
+            props.setdefault(name, value)
+        kept.append((line, props))
+    return kept
+
+
 async def _write_object_type(ctx: JobContext, bound: BoundFile, type_id: str, good: list[tuple[int, list[str]]],
                              ids: dict[int, dict[str, str]], errors: _Errors, out: BatchOutcome) -> None:
     columns = [c for c in bound.columns if c.is_property and c.object_type_id == type_id]
@@ -213,10 +269,14 @@ async def _write_object_type(ctx: JobContext, bound: BoundFile, type_id: str, go
     by_key = _Pending(key_property)
     keyless = _Pending(None)
     domains: dict[str, dict[str, Any]] = {}  # company domain -> unit, in file order
+    addressed: list[tuple[int, dict[str, str]]] = []
     for line, cells in good:
         props = _row_properties(ctx, bound, type_id, line, cells, columns, errors)
-        if not props:
-            continue
+        if props:
+            addressed.append((line, props))
+    if type_id == LINE_ITEM:
+        addressed = await _link_products(ctx, columns, addressed, errors)
+    for line, props in addressed:
         record_id = props.pop("hs_object_id", None)
         out.counters["PROPERTY_VALUES_EMITTED"] += len(props)
         if record_id:
@@ -410,7 +470,7 @@ async def _associate(ctx: JobContext, bound: BoundFile, good: list[tuple[int, li
         row_ids = ids.get(line, {})
         for i, a in enumerate(types):
             for b in types[i + 1:]:
-                if a in row_ids and b in row_ids:
+                if a in row_ids and b in row_ids and _linked_in_a_row(a, b):
                     add(line, None, a, row_ids[a], b, row_ids[b], None, "HUBSPOT_DEFINED")
         for column in foreign:
             value = cells[column.index].strip().lower() if column.index < len(cells) else ""
@@ -453,3 +513,12 @@ async def _associate(ctx: JobContext, bound: BoundFile, good: list[tuple[int, li
                 error = result.get("error")
                 message = error.get("message") if isinstance(error, dict) else str(error or "")
                 errors.add(line, "FAILED_TO_CREATE_ASSOCIATION", message, column=column)
+
+
+def _linked_in_a_row(a: str, b: str) -> bool:
+    """Whether the records of two object types on one row are associated with each other."""
+    if PRODUCT in (a, b):
+        return False  # products are never associated; line items point at them by hs_product_id
+    if LINE_ITEM in (a, b):
+        return (b if a == LINE_ITEM else a) in LINE_ITEM_PARENTS
+    return True
