@@ -25,16 +25,24 @@ async def outbox_events(app: Any, import_id: str) -> list[str]:
 
 async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, private_database: str, records: httpx.AsyncClient,
                                                 account_id: int) -> None:
-    # 40 rows in batches of 5; row 23 repeats row 3's email with a new name; row 30 has a bad email.
-    rows = [(f"c{i}@crash-imports.com", f"Name{i}") for i in range(40)]
-    rows[21] = ("c1@crash-imports.com", "Renamed")
-    rows[28] = ("not-an-email", "Bad")
-    request = contacts_request([("Email", "email"), ("First Name", "firstname")])
+    # 40 rows in batches of 5, four contacts per company; row 13 repeats row 3's contact and company
+    # (an association the first batch made), row 23 row 3's email with a new name and another company,
+    # row 30 has a bad email. The crash loses the answer of the third batch (rows 12-16).
+    rows = [(f"c{i}@crash-imports.com", f"Name{i}", f"co{i // 4}.crash-imports.com") for i in range(40)]
+    rows[11] = ("c1@crash-imports.com", "Name1", "co0.crash-imports.com")
+    rows[21] = ("c1@crash-imports.com", "Renamed", "co5.crash-imports.com")
+    rows[28] = ("not-an-email", "Bad", "co7.crash-imports.com")
+    content = ("Email,First Name,Company domain\n" + "".join(f"{e},{n},{d}\n" for e, n, d in rows)).encode()
+    request = {"name": "crash", "files": [{"fileName": "contacts.csv", "fileImportPage": {
+        "hasHeader": True, "columnMappings": [
+            {"columnObjectTypeId": "0-1", "columnName": "Email", "propertyName": "email"},
+            {"columnObjectTypeId": "0-1", "columnName": "First Name", "propertyName": "firstname"},
+            {"columnObjectTypeId": "0-2", "columnName": "Company domain", "propertyName": "domain"}]}}]}
     headers = signed_headers(account_id)
     async with import_app_factory(database_url=private_database, worker_batch_size=5, worker_crash_after_batches=3,
                                   worker_lease_seconds=1) as first:
         first.headers.update(headers)
-        response = await start_import(first, request, {"contacts.csv": contacts_csv(rows)})
+        response = await start_import(first, request, {"contacts.csv": content})
         assert response.status_code == 200, response.text
         import_id = response.json()["id"]
         async with first.service_app.state.runtime.sessionmaker() as session:  # type: ignore[attr-defined]
@@ -52,7 +60,8 @@ async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, private
         # The third batch reached records-svc but its checkpoint never committed.
         assert checkpoint[0] == 10 and checkpoint[1] is not None
         assert status["state"] == "PROCESSING"
-        assert len(await search_all(records, "contacts", ["email"])) == 15
+        assert len(await search_all(records, "contacts", ["email"])) == 14
+        assert len(await search_all(records, "companies", ["domain"])) == 4
 
     async with import_app_factory(database_url=private_database, worker_batch_size=5) as second:
         second.headers.update(headers)
@@ -60,12 +69,16 @@ async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, private
         assert done["state"] == "DONE", done
         contacts = {c["properties"]["email"]: c["properties"]["firstname"]
                     for c in await search_all(records, "contacts", ["email", "firstname"])}
-        assert len(contacts) == 38
+        assert len(contacts) == 37
         assert contacts["c1@crash-imports.com"] == "Renamed"
+        assert len(await search_all(records, "companies", ["domain"])) == 10
         counters = done["metadata"]["counters"]
-        assert counters["CREATED_OBJECTS"] == 38
+        assert counters["CREATED_OBJECTS"] == 37 + 10
         assert counters["UPDATED_OBJECTS"] == 1
         assert counters["ROWS_PROCESSED"] == 40
+        # One per good row, less row 13's (made by the first batch): the ones the lost attempt made
+        # count once, and the older one re-sent by the replay does not count again.
+        assert counters["CREATED_ASSOCIATIONS"] == 39 - 1
         errors = await all_errors(second, import_id)
         assert [(e["sourceData"]["lineNumber"], e["errorType"]) for e in errors] == [(30, "INVALID_EMAIL")]
         events = await outbox_events(second.service_app, import_id)  # type: ignore[attr-defined]

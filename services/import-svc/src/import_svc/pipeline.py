@@ -500,6 +500,7 @@ async def _associate(ctx: JobContext, bound: BoundFile, good: list[tuple[int, li
                 add(line, column, a, row_ids[a], b, row_ids[b], type_id, "USER_DEFINED")
     if not inputs:
         return
+    existed: list[dict[str, Any]] = []
     for start in range(0, len(inputs), 10_000):
         chunk = inputs[start:start + 10_000]
         results = await ctx.records.associate(ctx.account_id, ctx.operation_id, chunk)
@@ -508,11 +509,22 @@ async def _associate(ctx: JobContext, bound: BoundFile, good: list[tuple[int, li
             status = result.get("status")
             if status == "CREATED":
                 out.counters["CREATED_ASSOCIATIONS"] += 1
+            elif status == "EXISTS" and ctx.replay_since is not None:
+                existed.append(chunk[index])
             elif status == "ERROR":
                 line, column = origin[start + index]
                 error = result.get("error")
                 message = error.get("message") if isinstance(error, dict) else str(error or "")
                 errors.add(line, "FAILED_TO_CREATE_ASSOCIATION", message, column=column)
+    if existed:
+        # A replayed batch: the crashed attempt may have created some of these and its answer was
+        # lost. This import's journal says which pairs it linked since the batch started: exactly
+        # the ones records-svc answered CREATED to that attempt (older links stay EXISTS).
+        assert ctx.replay_since is not None
+        linked = await _pairs_linked_since(ctx, ctx.replay_since)
+        out.counters["CREATED_ASSOCIATIONS"] += sum(
+            1 for item in existed
+            if (item["fromObjectType"], str(item["fromId"]), item["toObjectType"], str(item["toId"])) in linked)
 
 
 def _linked_in_a_row(a: str, b: str) -> bool:
@@ -522,3 +534,63 @@ def _linked_in_a_row(a: str, b: str) -> bool:
     if LINE_ITEM in (a, b):
         return (b if a == LINE_ITEM else a) in LINE_ITEM_PARENTS
     return True
+
+
+JOURNAL_PAGE = 10_000
+
+
+async def _pairs_linked_since(ctx: JobContext, since: datetime) -> set[tuple[str, str, str, str]]:
+    """(from type, from id, to type, to id) of every association this import added since `since`."""
+    since = since.replace(microsecond=since.microsecond // 1000 * 1000)  # records-svc sends ms
+    linked: set[tuple[str, str, str, str]] = set()
+    after = await _journal_position_before(ctx, since)
+    while True:
+        page = await ctx.records.operation_journal(ctx.account_id, ctx.operation_id, after=after, limit=JOURNAL_PAGE)
+        for entry in page.get("results", []):
+            link = entry.get("association")
+            if entry.get("kind") == "ASSOCIATE" and link and _journal_time(entry) >= since:
+                linked.add((link["fromObjectTypeId"], str(link["fromId"]), link["toObjectTypeId"], str(link["toId"])))
+        following = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if not following:
+            return linked
+        after = int(following)
+
+
+async def _journal_position_before(ctx: JobContext, since: datetime) -> int:
+    """A journal id with only entries older than `since` of this import at or before it, in log(n) probes.
+
+    The journal route pages by id and cannot filter by time, and reading the whole journal of a
+    million-row import to find its last batch would move gigabytes. A batch starts only after the
+    previous one's writes committed, so this import's entries are in time order by id: a galloping
+    then binary search on `after` (one entry per probe) finds where the replayed batch begins. The
+    caller still checks each entry's time, so the search may stop short but never skips a recent entry.
+    """
+    async def older_entry_after(after: int) -> int | None:
+        page = await ctx.records.operation_journal(ctx.account_id, ctx.operation_id, after=after, limit=1)
+        entries = page.get("results") or []
+        if not entries or _journal_time(entries[0]) >= since:
+            return None
+        return int(entries[0]["id"])
+
+    old = await older_entry_after(0)
+    if old is None:
+        return 0
+    step = 1
+    while True:  # entries up to `old` are older than `since`; gallop until the next one is not
+        high = old + step
+        found = await older_entry_after(high)
+        if found is None:
+            break
+        old, step = found, step * 2
+    while high - old > 1:
+        middle = (old + high) // 2
+        found = await older_entry_after(middle)
+        if found is None:
+            high = middle
+        else:
+            old = found
+    return old
+
+
+def _journal_time(entry: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(entry["createdAt"]))
