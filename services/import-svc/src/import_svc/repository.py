@@ -198,3 +198,18 @@ async def list_errors(session: AsyncSession, import_id: int, *, after: int, limi
         SELECT * FROM import_errors WHERE import_id = :i AND id > :after ORDER BY id LIMIT :l"""),
         {"i": import_id, "after": after, "l": limit})).mappings().all()
     return [dict(r) for r in rows]
+
+
+async def expired_files(session: AsyncSession, *, keep_seconds: float, limit: int) -> list[dict[str, Any]]:
+    """Kept files of imports that ended more than `keep_seconds` ago, locked for this sweep (replicas skip them)."""
+    rows = (await session.execute(text("""
+        SELECT f.id, f.path FROM import_files f JOIN imports i ON i.id = f.import_id
+        WHERE f.deleted_at IS NULL AND i.state IN ('DONE', 'FAILED', 'CANCELED', 'REVERTED')
+          AND coalesce(i.completed_at, i.updated_at) < now() - make_interval(secs => :keep)
+        ORDER BY f.id LIMIT :limit
+        FOR UPDATE OF f SKIP LOCKED"""), {"keep": keep_seconds, "limit": limit})).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def mark_files_deleted(session: AsyncSession, file_ids: list[int]) -> None:
+    await session.execute(text("UPDATE import_files SET deleted_at = now() WHERE id = ANY(:ids)"), {"ids": file_ids})

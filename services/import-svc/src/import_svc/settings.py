@@ -28,3 +28,8 @@ class Settings(BaseServiceSettings):
     # Fault injection for the crash tests: the worker dies right after the records call of this
     # batch (1-based), before its checkpoint. Never set in a deployment.
     worker_crash_after_batches: int | None = None
+
+    # Uploaded files are deleted this many days after their import ended (DONE, FAILED, CANCELED, REVERTED);
+    # its status, counters and errors stay. Every replica's worker looks for such files this often.
+    file_retention_days: float = 30.0
+    file_sweep_interval: float = 3600.0

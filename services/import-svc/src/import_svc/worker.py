@@ -53,14 +53,16 @@ class ImportWorker:
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._stopping = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="import-worker")
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="import-file-sweeper")
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        tasks = [t for t in (self._task, *self._running) if t]
+        tasks = [t for t in (self._task, self._sweeper, *self._running) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -103,6 +105,38 @@ class ImportWorker:
             except Exception as exc:  # noqa: BLE001  (the database went away: keep polling)
                 log.warning("import worker loop error; retrying", error=repr(exc))
                 await asyncio.sleep(self.settings.worker_poll_interval)
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping:
+            try:
+                removed = await self.sweep_files()
+                if removed:
+                    log.info("deleted the files of ended imports", files=removed,
+                             retention_days=self.settings.file_retention_days)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (the database went away: try again next round)
+                log.warning("file sweep failed; retrying later", error=repr(exc))
+            await asyncio.sleep(self.settings.file_sweep_interval)
+
+    async def sweep_files(self) -> int:
+        """Deletes the uploaded files of imports that ended more than the retention period ago.
+
+        The import's row, counters, error rows (with their row data) and file rows stay, so its status,
+        errors and error file still answer, and revert works from records-svc's journal alone. Each
+        file's row is marked in the transaction that holds its lock, after the file is gone: a sweep
+        that dies halfway leaves rows that the next sweep deletes again (a missing file is fine).
+        """
+        keep_seconds = self.settings.file_retention_days * 86_400
+        removed = 0
+        while True:
+            async with transaction(self.runtime.sessionmaker) as session:
+                files = await repository.expired_files(session, keep_seconds=keep_seconds, limit=500)
+                if not files:
+                    return removed
+                await asyncio.to_thread(delete_stored_files, [Path(f["path"]) for f in files])
+                await repository.mark_files_deleted(session, [f["id"] for f in files])
+            removed += len(files)
 
     async def _run_guarded(self, import_id: int) -> None:
         try:
@@ -237,6 +271,14 @@ class ImportWorker:
                               **{k: v for k, v in spec.items() if k in ("options", "description", "hasUniqueValue")}}
                 created = await self.records.create_property(ctx.account_id, column.object_type_id or "", definition)
                 ctx.catalogs.setdefault(column.object_type_id or "", {})[column.property_name or ""] = created
+
+
+def delete_stored_files(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+        # Each import's files share a directory of their own; drop it with its last file.
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
 
 def layout_for(path: Path, file_name: str, file_format: str) -> FileLayout:
