@@ -5,13 +5,27 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test bench lint
+.PHONY: install tesseract run test bench lint
 
 $(UV):
 	python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
 
-install: $(UV)
+install: $(UV) tesseract
 	$(UV) sync --all-packages --frozen
+
+# import-svc reads business cards with tesseract, a system program (pytesseract runs it), so it is
+# installed here when missing, as services/import-svc/Dockerfile does for the image.
+tesseract:
+	@command -v tesseract >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    $$sudo apt-get update -qq && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      tesseract-ocr tesseract-ocr-eng >/dev/null; \
+	  elif command -v brew >/dev/null 2>&1; then brew install tesseract; \
+	  else echo "business-card OCR needs tesseract: install tesseract-ocr with the system's package manager" >&2; \
+	    exit 1; fi; }
+	@tesseract --version 2>&1 | head -1
 
 run: install
 	$(UV) run corral-suite run
