@@ -1,8 +1,10 @@
-"""Mobile capture routes: device contacts (vCard files) and QR codes (vCard or MECARD text).
+"""Mobile capture routes: device contacts (vCard files), QR codes (vCard or MECARD text) and business cards.
 
 Captured contacts go through records-svc's bulk upsert like file imports: deduplicated by email,
 an existing contact keeps its lifecycle stage and owner, new ones start as leads. The original
 source is the platform (`MOBILE_IOS`/`MOBILE_ANDROID`) with the capture kind as its detail.
+A business card is two calls: its photo is read into a draft (nothing saved), then the draft the
+caller checked is saved like the other captures.
 """
 
 from __future__ import annotations
@@ -13,19 +15,25 @@ from typing import Any
 
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.responses import FastJSONResponse as JSON
+from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from import_svc.api.deps import Auth
+from import_svc.business_card import found_anything, parse_business_card
 from import_svc.capture import PLATFORMS, ContactDraft, parse_qr_text, parse_vcards
+from import_svc.ocr import ImageRejected, OcrUnavailable, plain_text, read_card
 from import_svc.records import RecordsClient, RecordsError
 
 router = APIRouter(prefix="/corral/v1/capture", tags=["Mobile capture"])
 
 MAX_CARDS = 10_000
 MAX_VCF_BYTES = 20 * 1024 * 1024
-KEEP_ON_EXISTING = ["lifecyclestage", "hubspot_owner_id"]
+# HubSpot's original source of a captured contact: "Offline Sources", drill-down 1 the platform,
+# drill-down 2 the capture kind. Set when the contact is new (or has none); never moved afterwards.
+ORIGINAL_SOURCE = ("hs_analytics_source", "hs_analytics_source_data_1", "hs_analytics_source_data_2")
+KEEP_ON_EXISTING = ["lifecyclestage", "hubspot_owner_id", *ORIGINAL_SOURCE]
 
 
 def _platform(value: str | None) -> str:
@@ -38,6 +46,7 @@ def _platform(value: str | None) -> str:
 async def _save(records: RecordsClient, account_id: int, drafts: list[ContactDraft], *, platform: str,
                 kind: str) -> list[dict[str, Any]]:
     operation_id = f"capture:{uuid.uuid4().hex}"
+    source = dict(zip(ORIGINAL_SOURCE, ("OFFLINE", platform, kind), strict=True))
     outcome: dict[int, dict[str, Any]] = {}
     keyed = [d for d in drafts if d.properties.get("email")]
     keyless = [d for d in drafts if not d.properties.get("email")]
@@ -47,7 +56,7 @@ async def _save(records: RecordsClient, account_id: int, drafts: list[ContactDra
         answer = await records.bulk_upsert(account_id, "0-1", {
             "operation": "UPSERT", "idProperty": id_property, "keepExisting": KEEP_ON_EXISTING,
             "sourceType": platform, "sourceId": kind, "operationId": operation_id,
-            "rows": [{"ref": d.index, "properties": d.properties} for d in group]})
+            "rows": [{"ref": d.index, "properties": {**d.properties, **source}} for d in group]})
         for result in answer.get("results", []):
             outcome[result["ref"]] = result
     out = []
@@ -189,3 +198,159 @@ async def capture_qr_image(request: Request, auth: Auth, dryRun: bool = False) -
     except RecordsError as exc:
         raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
     return JSON({"text": text, "results": results})
+
+
+# ---- business cards: a photo read by OCR into a draft, saved once the caller confirms it ----------
+
+OCR_AT_ONCE = 2  # tesseract runs on one core per card (see ocr.py); more at once only queue for CPU
+OCR_TIMEOUT_SECONDS = 30
+OCR_LANGUAGES = "eng"
+# A multipart body is the image plus a few hundred bytes of headers and fields.
+MULTIPART_ALLOWANCE = 64 * 1024
+# What a card shows, plus the owner the app assigns (the rep who scanned): kept on an existing contact.
+CARD_PROPERTIES = ("firstname", "lastname", "jobtitle", "company", "email", "mobilephone", "phone", "website",
+                   "lifecyclestage", "hubspot_owner_id")
+_IMAGE_BODY = {"type": "string", "format": "binary"}
+
+
+def _too_large() -> HubSpotError:
+    return HubSpotError(400, f"The image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB",
+                        category="VALIDATION_ERROR", sub_category="IMAGE_TOO_LARGE")
+
+
+async def _image_from_request(request: Request) -> bytes:
+    """The picture, from a multipart part `image` (or `file`) or from the raw body, within the size limit."""
+    declared = request.headers.get("content-length", "")
+    content_type = request.headers.get("content-type", "")
+    multipart = content_type.startswith("multipart/")
+    if declared.isdigit() and int(declared) > MAX_IMAGE_BYTES + (MULTIPART_ALLOWANCE if multipart else 0):
+        raise _too_large()
+    if multipart:
+        form = await request.form(max_files=1, max_fields=5)
+        try:
+            upload = form.get("image") or form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise HubSpotError(400, "Send the photo as a multipart part named `image` (or as the raw body)",
+                                   category="VALIDATION_ERROR")
+            data = await upload.read(MAX_IMAGE_BYTES + 1)
+        finally:
+            await form.close()
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_IMAGE_BYTES:
+                raise _too_large()
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _too_large()
+    if not data:
+        raise HubSpotError(400, "The request holds no image", category="VALIDATION_ERROR")
+    return data
+
+
+def _ocr_slots(request: Request) -> asyncio.Semaphore:
+    extras = request.app.state.runtime.extras
+    if "ocr_slots" not in extras:
+        extras["ocr_slots"] = asyncio.Semaphore(OCR_AT_ONCE)
+    return extras["ocr_slots"]
+
+
+_CARD_IMAGE_REQUEST = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                       "properties": {"image": _IMAGE_BODY}}},
+    "image/*": {"schema": _IMAGE_BODY},
+    "application/octet-stream": {"schema": _IMAGE_BODY},
+}}}
+
+
+@router.post("/business-card", response_model=None, responses=error_responses(400, 401, 403, 502, 503),
+             openapi_extra=_CARD_IMAGE_REQUEST,
+             summary="Read a photo of a business card into a draft contact (nothing is saved)",
+             description="The photo (JPEG, PNG, HEIC, WebP, TIFF, BMP or GIF, at most 10 MB and 40 megapixels) "
+                         "as the multipart part `image` or as the raw body. Answers `{text, lines, results: "
+                         "[{index, properties, warnings, existingId}]}`: the draft's properties (firstname, "
+                         "lastname, jobtitle, company, email, mobilephone, phone, website), what could not be "
+                         "found or was hard to read, and the contact the email already belongs to, which "
+                         "confirming will update. Send the checked properties to `/business-card/confirm`.")
+async def capture_business_card(request: Request, auth: Auth) -> Any:
+    data = await _image_from_request(request)
+    try:
+        async with _ocr_slots(request):
+            lines = await asyncio.to_thread(read_card, data, languages=OCR_LANGUAGES, timeout=OCR_TIMEOUT_SECONDS)
+    except ImageRejected as exc:
+        raise HubSpotError(400, str(exc), category="VALIDATION_ERROR", sub_category="UNREADABLE_IMAGE") from None
+    except OcrUnavailable as exc:
+        raise HubSpotError(503, str(exc)) from None
+    if not lines:
+        raise HubSpotError(400, "No text was found on the image: photograph the card flat, in focus and well lit",
+                           category="VALIDATION_ERROR", sub_category="NO_TEXT_FOUND")
+    draft = parse_business_card(lines)
+    if not found_anything(draft):
+        raise HubSpotError(400, "No name, email or phone number was found in the text of the image",
+                           category="VALIDATION_ERROR", sub_category="NO_CONTACT_FOUND",
+                           context={"text": [line.text for line in lines]})
+    existing_id = None
+    if draft.properties.get("email"):
+        records: RecordsClient = request.app.state.runtime.extras["records"]
+        try:
+            found = await records.find_by_values(auth.account_id, "0-1", "email", [draft.properties["email"]])
+        except RecordsError as exc:
+            raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+        existing_id = next(iter(found.values()), None)
+    return JSON({"text": plain_text(lines),
+                 "lines": [{"text": line.text, "confidence": line.confidence} for line in lines],
+                 "results": [{"index": 0, "properties": draft.properties, "warnings": draft.problems,
+                              "existingId": existing_id}]})
+
+
+class BusinessCardConfirmation(BaseModel):
+    """The draft's properties as the caller checked or edited them."""
+
+    properties: dict[str, str | None]
+    platform: str | None = None
+
+
+@router.post("/business-card/confirm", response_model=None, responses=error_responses(400, 401, 403, 502),
+             summary="Save a confirmed business-card draft (create, or update the contact with that email)",
+             description="`{properties, platform}` with the properties of `/business-card`'s draft as the caller "
+                         f"checked them ({', '.join(CARD_PROPERTIES)}). Upserted by email like every capture: "
+                         "an existing contact keeps its owner, lifecycle stage and original source, whatever "
+                         "the confirmation says. Original source of a new one: the platform "
+                         "(`MOBILE_IOS` by default, or `MOBILE_ANDROID`) with `business-card-scanner`.")
+async def confirm_business_card(payload: BusinessCardConfirmation, auth: Auth, request: Request) -> Any:
+    unknown = sorted(set(payload.properties) - set(CARD_PROPERTIES))
+    if unknown:
+        raise HubSpotError(400, f"A business card sets only {', '.join(CARD_PROPERTIES)}; not {', '.join(unknown)}",
+                           category="VALIDATION_ERROR",
+                           errors=[{"message": f"{name} is not a business-card property", "code": "INVALID_PROPERTY",
+                                    "context": {"propertyName": [name]}} for name in unknown])
+    properties = {name: value.strip() for name, value in payload.properties.items() if value and value.strip()}
+    if properties.get("email"):
+        try:
+            properties["email"] = validate_email(properties["email"], check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            raise HubSpotError(400, f"email: {exc}", category="VALIDATION_ERROR",
+                               errors=[{"message": str(exc), "code": "INVALID_EMAIL",
+                                        "context": {"propertyName": ["email"]}}]) from None
+    if not any(properties.get(name) for name in ("email", "firstname", "lastname")):
+        raise HubSpotError(400, "A contact needs at least an email or a name", category="VALIDATION_ERROR")
+    platform = _platform(payload.platform)
+    properties.setdefault("lifecyclestage", "lead")
+    draft = ContactDraft(index=0, properties=properties)
+    if not properties.get("email"):
+        draft.problems.append("No email: the contact cannot be deduplicated or associated with a company")
+    records: RecordsClient = request.app.state.runtime.extras["records"]
+    try:
+        results = await _save(records, auth.account_id, [draft], platform=platform, kind="business-card-scanner")
+    except RecordsError as exc:
+        raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+    (result,) = results
+    if result["status"] == "ERROR":
+        # one card the caller is looking at: say why it was refused rather than answer 200
+        reasons = "; ".join(e.get("message", "") for e in result["errors"]) or "records-svc refused it"
+        raise HubSpotError(400, f"The contact was not saved: {reasons}", category="VALIDATION_ERROR",
+                           errors=result["errors"] or None)
+    return JSON({"results": results})
