@@ -122,7 +122,7 @@ async def test_association_label_column_adds_a_label(imports: httpx.AsyncClient,
     intern = await associated_ids(records, "contacts", contacts["intern@lab-imports.com"], "companies")
     assert [t.get("label") for t in next(iter(intern.values()))] == [None]
     errors = await all_errors(imports, done["id"])
-    assert [(e["sourceData"]["lineNumber"], e["errorType"]) for e in errors] == [(4, "INVALID_ASSOCIATION_LABEL")]
+    assert [(e["sourceData"]["lineNumber"], e["errorType"]) for e in errors] == [(4, "ASSOCIATION_LABEL_NOT_FOUND")]
 
 
 async def test_notes_are_created_and_associated_never_updated(imports: httpx.AsyncClient,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from import_svc.error_types import import_error_type
 from import_svc.files import FileLayout
 from import_svc.plan import ColumnMapping, FilePlan, ImportPlan
 from import_svc.records import RecordsClient
@@ -101,7 +102,8 @@ class _Errors:
     def add(self, line: int, error_type: str, message: str, *, value: str | None = None,
             column: ColumnMapping | None = None, object_type_id: str | None = None, fails_row: bool = False) -> None:
         self.out.errors.append({
-            "file_id": self.bound.file_id, "line_number": line, "error_type": error_type, "message": message,
+            "file_id": self.bound.file_id, "line_number": line, "error_type": import_error_type(error_type),
+            "message": message,
             "invalid_value": value, "column_number": column.index if column else None,
             "column_name": _column_name(self.bound, column),
             "object_type_id": object_type_id or (column.object_type_id if column else None),
@@ -494,7 +496,7 @@ async def _associate(ctx: JobContext, bound: BoundFile, good: list[tuple[int, li
             for label in [p.strip() for p in value.split(";") if p.strip()]:
                 type_id = known.get(label.lower())
                 if type_id is None:
-                    errors.add(line, "INVALID_ASSOCIATION_LABEL", f"{label} is not an association label between "
+                    errors.add(line, "ASSOCIATION_LABEL_NOT_FOUND", f"{label} is not an association label between "
                                f"{a} and {b}", value=label, column=column)
                     continue
                 add(line, column, a, row_ids[a], b, row_ids[b], type_id, "USER_DEFINED")

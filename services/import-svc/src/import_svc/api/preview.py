@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 
 from import_svc.api.deps import Auth
 from import_svc.api.imports import _copy_upload, _too_big
+from import_svc.error_types import import_error_type
 from import_svc.files import MAX_BYTES, FileProblem, batches, inspect, iter_rows
 from import_svc.mapping import check_cell, suggest
 from import_svc.plan import InvalidImportRequest, object_type_id
@@ -47,7 +48,7 @@ def _check_row(line: int, cells: list[str], width: int, mapped: list[tuple[int, 
         _, prop = target
         problem = check_cell(cells[index], prop, **options)
         if problem:
-            errors.append({"lineNumber": line, "knownColumnNumber": index + 1, "errorType": problem[0],
+            errors.append({"lineNumber": line, "knownColumnNumber": index + 1, "errorType": import_error_type(problem[0]),
                            "errorMessage": problem[1], "invalidValue": cells[index],
                            "propertyName": prop.get("name")})
     return errors
