@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,9 @@ from records_svc.settings import Settings as RecordsSettings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 RECORDS_DIR = SERVICE_DIR.parent / "records-svc"
-_accounts = itertools.count(50_000)
+# Accounts differ between xdist workers too: the workers share one RabbitMQ, and a test that watches the
+# broker for its account's events must not see another worker's test using the same number.
+_accounts = itertools.count(50_000 + 1_000 * random.SystemRandom().randrange(1, 1_000_000))
 FINAL_STATES = {"DONE", "FAILED", "CANCELED", "REVERTED"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from sync_svc.settings import Settings as SyncSettings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 RECORDS_DIR = SERVICE_DIR.parent / "records-svc"
-_accounts = itertools.count(70_000)
+# Accounts differ between xdist workers too: the workers share one RabbitMQ, and a test that watches the
+# broker for its account's events must not see another worker's test using the same number.
+_accounts = itertools.count(70_000 + 1_000 * random.SystemRandom().randrange(1, 1_000_000))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from records_svc.main import create_app
 from records_svc.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-_accounts = itertools.count(1000)
+# Accounts differ between xdist workers too: the workers share one RabbitMQ, and a test that watches the
+# broker for its account's events must not see another worker's test using the same number.
+_accounts = itertools.count(1000 + 1_000 * random.SystemRandom().randrange(1, 1_000_000))
 
 
 @pytest.fixture(scope="session")

@@ -314,6 +314,23 @@ async def test_bulk_upsert_dedupes_and_reports_per_row(api: httpx.AsyncClient) -
                             params={"properties": "firstname,lastname"})).json()
     assert (merged["properties"]["firstname"], merged["properties"]["lastname"]) == ("First", "Second")
 
+    # A record created in bulk stores its creation source once; readers still get one version per value,
+    # and a later change stacks on top of it.
+    def history_of(record: dict, name: str) -> list[tuple[str, str, str | None]]:
+        return [(v["value"], v["sourceType"], v.get("sourceId")) for v in record["propertiesWithHistory"][name]]
+
+    url = f"/crm/v3/objects/contacts/{results[2]['id']}"
+    created = (await api.get(url, params={"propertiesWithHistory": "firstname,lastname,email"})).json()
+    assert history_of(created, "firstname") == [("First", "IMPORT", "imp-1")]
+    assert history_of(created, "email") == [("new@example.com", "IMPORT", "imp-1")]
+    assert created["propertiesWithHistory"]["lastname"][0]["timestamp"] == \
+        created["propertiesWithHistory"]["firstname"][0]["timestamp"]
+    assert (await api.patch(url, json={"properties": {"firstname": "Changed"}})).status_code == 200
+    changed = (await api.get(url, params={"propertiesWithHistory": "firstname,lastname"})).json()
+    assert [v for v, _, _ in history_of(changed, "firstname")] == ["Changed", "First"]
+    assert history_of(changed, "firstname")[1] == ("First", "IMPORT", "imp-1")
+    assert history_of(changed, "lastname") == [("Second", "IMPORT", "imp-1")]
+
 
 async def test_bulk_upsert_refuses_malformed_bodies_with_the_reason(api: httpx.AsyncClient) -> None:
     url = "/internal/v1/records/contacts/bulk-upsert"

@@ -384,31 +384,27 @@ async def _insert_new(session: AsyncSession, account_id: int, object_type_id: st
     raw = await repository.raw_connection(session)
     # Ids are allocated up front so each unit knows its id without relying on insert order.
     ids = [r[0] for r in await raw.fetch("SELECT nextval('record_ids') FROM generate_series(1, $1)", len(units))]
-    await raw.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS bulk_staging (id bigint, props jsonb, history jsonb) ON COMMIT DELETE ROWS")
-    await raw.execute("TRUNCATE bulk_staging")
-    # A new record's history is one version per value. Building it here costs a fraction of what the
-    # general SQL history function costs per row (it was most of the insert's time).
-    version = {"timestamp": changed_at, "sourceType": source_type}
+    await raw.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_new_records (id bigint, props jsonb) ON COMMIT DELETE ROWS")
+    await raw.execute("TRUNCATE bulk_new_records")
+    await raw.copy_records_to_table("bulk_new_records", columns=["id", "props"], records=[
+        (record_id, orjson.dumps(unit.properties).decode()) for record_id, unit in zip(ids, units, strict=True)])
+    # Every value of a new record has one version, its creation: stored once per record, not per value
+    # (corral_full_history expands it for readers; migration 0006).
+    created_source = {"timestamp": changed_at, "sourceType": source_type}
     if source_id is not None:
-        version["sourceId"] = source_id
-    records = []
-    for record_id, unit in zip(ids, units, strict=True):
-        history = {name: [{"value": value, **version}] for name, value in unit.properties.items()}
-        records.append((record_id, orjson.dumps(unit.properties).decode(), orjson.dumps(history).decode()))
-    await raw.copy_records_to_table("bulk_staging", columns=["id", "props", "history"], records=records)
+        created_source["sourceId"] = source_id
     await session.execute(
         text("""
-            INSERT INTO records (id, account_id, object_type_id, properties, history)
-            SELECT s.id, :a, :t, s.props, s.history FROM bulk_staging s
+            INSERT INTO records (id, account_id, object_type_id, properties, created_source)
+            SELECT s.id, :a, :t, s.props, CAST(:created_source AS jsonb) FROM bulk_new_records s
         """),
-        {"a": account_id, "t": object_type_id},
+        {"a": account_id, "t": object_type_id, "created_source": orjson.dumps(created_source).decode()},
     )
     if operation_id:
         await session.execute(
             text("""
                 INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, new_values)
-                SELECT :o, :a, :t, s.id, 'CREATE', s.props FROM bulk_staging s
+                SELECT :o, :a, :t, s.id, 'CREATE', s.props FROM bulk_new_records s
             """),
             {"o": operation_id, "a": account_id, "t": object_type_id},
         )

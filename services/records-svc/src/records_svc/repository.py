@@ -9,6 +9,9 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# The complete property history: records created in bulk store their creation source once instead of
+# one version per value (migration 0006); every read and every append goes through this.
+FULL_HISTORY = "corral_full_history(r.history, r.properties, r.created_source)"
 RECORD_COLUMNS = "r.id, r.object_type_id, r.properties, r.created_at, r.updated_at, r.archived, r.archived_at"
 
 
@@ -148,7 +151,7 @@ async def fetch_records(session: AsyncSession, account_id: int, object_type_id: 
     if not ids:
         return {}
     archived_clause = "" if archived is None else "AND r.archived = :archived"
-    history = ", r.history" if with_history else ""
+    history = f", {FULL_HISTORY} AS history" if with_history else ""
     lock = "FOR UPDATE" if for_update else ""
     rows = await session.execute(
         text(f"SELECT {RECORD_COLUMNS}{history} FROM records r WHERE r.account_id = :a AND r.object_type_id = :t "
@@ -175,7 +178,9 @@ async def update_records(session: AsyncSession, updates: list[tuple[int, dict[st
             )
             UPDATE records r SET
                 properties = changed.after,
-                history = corral_append_history(r.history, changed.changes, :changed_at, :source_type, :source_id),
+                history = corral_append_history(corral_full_history(r.history, r.properties, r.created_source),
+                                                changed.changes, :changed_at, :source_type, :source_id),
+                created_source = NULL,
                 updated_at = CASE WHEN changed.changes = '{}'::jsonb THEN r.updated_at ELSE now() END
             FROM changed WHERE r.id = changed.id
             RETURNING r.id, r.object_type_id, r.properties, r.created_at, r.updated_at, r.archived,
@@ -702,7 +707,9 @@ async def set_properties(session: AsyncSession, updates: list[tuple[int, dict[st
             UPDATE records r SET
                 properties = (SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb) FROM jsonb_each(
                                   r.properties || incoming.props) AS e(k, v) WHERE v <> '""'::jsonb),
-                history = corral_append_history(r.history, incoming.props, :changed_at, :st, :sid),
+                history = corral_append_history(corral_full_history(r.history, r.properties, r.created_source),
+                                                incoming.props, :changed_at, :st, :sid),
+                created_source = NULL,
                 updated_at = now()
             FROM incoming WHERE r.id = incoming.id
         """),
@@ -728,8 +735,8 @@ async def companies_by_domain(session: AsyncSession, account_id: int, domains: l
 async def lock_for_merge(session: AsyncSession, account_id: int, ids: list[int]) -> dict[int, dict[str, Any]]:
     """Both records of a merge, locked in id order so concurrent merges cannot deadlock."""
     rows = await session.execute(
-        text("SELECT id, object_type_id, properties, history, created_at, updated_at, archived, archived_at, "
-             "merged_into FROM records WHERE account_id = :a AND id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        text(f"SELECT id, object_type_id, properties, {FULL_HISTORY} AS history, created_at, updated_at, archived, "
+             "archived_at, merged_into FROM records r WHERE account_id = :a AND id = ANY(:ids) ORDER BY id FOR UPDATE"),
         {"a": account_id, "ids": ids})
     return {r["id"]: dict(r) for r in rows.mappings()}
 
@@ -838,8 +845,10 @@ async def restore_merged_original(session: AsyncSession, account_id: int, record
         text("""
             UPDATE records SET properties = CAST(:p AS jsonb), archived = false, archived_at = NULL,
                 merged_into = NULL, updated_at = now(),
-                history = corral_append_history(history, corral_changed_properties(properties, CAST(:p AS jsonb)),
-                                                :changed_at, 'MERGE', :sid)
+                history = corral_append_history(corral_full_history(history, properties, created_source),
+                                                corral_changed_properties(properties, CAST(:p AS jsonb)),
+                                                :changed_at, 'MERGE', :sid),
+                created_source = NULL
             WHERE account_id = :a AND id = :r
         """),
         {"a": account_id, "r": record_id, "p": _json(properties), "changed_at": changed_at, "sid": source_id})
