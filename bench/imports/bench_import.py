@@ -13,8 +13,8 @@ import deduplicates by email), uploads them through the gateway with HubSpot's m
   table, then one `INSERT .. SELECT DISTINCT ON (email) .. ON CONFLICT (email) DO UPDATE` into a
   plain 10-column table, and the import's throughput as a fraction of it;
 - a second reference, the "schema floor": the same rows, deduplicated and prepared beforehand, COPYed
-  and inserted set-based into Corral's own records schema by one backend (records with history and
-  GIN-indexed search words, unique email claims, the journal): what the data model costs, apart from
+  and inserted set-based into Corral's own records schema by one backend (records with their creation
+  source and GIN-indexed search words, unique email claims, the journal): what the data model costs, apart from
   what the services add;
 - the same for an XLSX file (fewer rows by default: writing XLSX with openpyxl costs ~1 min per
   200k rows here, and the point is the reader's throughput, not the file size).
@@ -179,8 +179,8 @@ async def schema_floor(pg_url: str, rows: list[list[str]]) -> dict[str, float]:
     """The same rows stored straight into Corral's own records schema, by one Postgres backend.
 
     What Postgres alone spends to hold these rows in the product's data model: records with their
-    history and generated search words (GIN-indexed), the unique email claims and the journal that
-    revert reads. The rows are deduplicated and turned into the stored JSON beforehand (not timed);
+    creation source (their history) and generated search words (GIN-indexed), the unique email claims
+    and the journal that revert reads. The rows are deduplicated and turned into the stored JSON beforehand (not timed);
     the timing covers the COPY and the set-based INSERTs in one transaction. The import runs two
     writers at once, so it can beat this single-backend figure; what it shows is the data model's
     cost against the plain table.
@@ -195,18 +195,17 @@ async def schema_floor(pg_url: str, rows: list[list[str]]) -> dict[str, float]:
         latest: dict[str, dict[str, str]] = {}
         for row in rows:
             latest.setdefault(row[0].lower(), {}).update({p: v for (_, p), v in zip(COLUMNS, row, strict=True) if v})
-        version = {"timestamp": "2026-01-01T00:00:00.000Z", "sourceType": "IMPORT", "sourceId": "1"}
-        stored = [(record_id, json.dumps(props), json.dumps({k: [{"value": v, **version}] for k, v in props.items()}))
-                  for record_id, props in enumerate(latest.values(), start=1001)]
+        stored = [(record_id, json.dumps(props)) for record_id, props in enumerate(latest.values(), start=1001)]
         conn = await asyncpg.connect(url)
         try:
             started = time.perf_counter()
             async with conn.transaction():
-                await conn.execute("CREATE TEMP TABLE fresh (id bigint, props jsonb, history jsonb) ON COMMIT DROP")
+                await conn.execute("CREATE TEMP TABLE fresh (id bigint, props jsonb) ON COMMIT DROP")
                 await conn.copy_records_to_table("fresh", records=stored)
                 copied = time.perf_counter()
-                await conn.execute("INSERT INTO records (id, account_id, object_type_id, properties, history) "
-                                   "SELECT id, 1, '0-1', props, history FROM fresh")
+                await conn.execute("INSERT INTO records (id, account_id, object_type_id, properties, created_source) "
+                                   "SELECT id, 1, '0-1', props, '{\"timestamp\": \"2026-01-01T00:00:00.000Z\", "
+                                   "\"sourceType\": \"IMPORT\", \"sourceId\": \"1\"}' FROM fresh")
                 await conn.execute("INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id) "
                                    "SELECT 1, '0-1', 'email', lower(props ->> 'email'), id FROM fresh")
                 await conn.execute("INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, "
