@@ -262,7 +262,7 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
         claims = []
         for unit, record_id in zip(creates, ids, strict=True):
             unit.record_id = record_id
-            claims.extend(unique_claims(catalog, record_id, unit.properties))
+            claims.extend(unique_claims(catalog, record_id, unit.properties, namespaces))
         if await repository.claim_unique_values(session, account_id, object_type.id, claims):
             raise UniqueRace()
         for unit in creates:

@@ -252,11 +252,18 @@ async def claim_unique_values(session: AsyncSession, account_id: int, object_typ
                           "ON COMMIT DELETE ROWS")
         await raw.execute("TRUNCATE claim_staging")
         await raw.copy_records_to_table("claim_staging", records=claims)
-        inserted_rows = await raw.fetch(
-            "INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id) "
-            "SELECT $1, $2, namespace, value, record_id FROM claim_staging ON CONFLICT DO NOTHING "
-            "RETURNING namespace, value", account_id, object_type_id)
-        inserted = {(r["namespace"], r["value"]) for r in inserted_rows}
+        claimed = await raw.fetchval(
+            "WITH claimed AS (INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id) "
+            "SELECT $1, $2, namespace, value, record_id FROM claim_staging ON CONFLICT DO NOTHING RETURNING 1) "
+            "SELECT count(*) FROM claimed", account_id, object_type_id)
+        if claimed == len(claims):
+            return []  # the usual case: nothing to compare row by row
+        rows = await raw.fetch(
+            "SELECT c.namespace, c.value, u.record_id FROM claim_staging c CROSS JOIN LATERAL ("
+            "SELECT record_id FROM unique_values WHERE account_id = $1 AND object_type_id = $2 "
+            "AND namespace = c.namespace AND value = c.value LIMIT 1) AS u WHERE u.record_id <> c.record_id",
+            account_id, object_type_id)
+        return [(r["namespace"], r["value"], r["record_id"]) for r in rows]
     else:
         result = await session.execute(
             text("""

@@ -181,9 +181,10 @@ def association_journal(source: WriteSource, account_id: int,
 # --- unique values --------------------------------------------------------------------------------------
 
 
-def unique_claims(catalog: PropertyCatalog, record_id: int, values: dict[str, str]) -> list[tuple[str, str, int]]:
+def unique_claims(catalog: PropertyCatalog, record_id: int, values: dict[str, str],
+                  namespaces: dict[str, str] | None = None) -> list[tuple[str, str, int]]:
     claims = []
-    for prop_name, namespace in catalog.unique_namespaces().items():
+    for prop_name, namespace in (namespaces if namespaces is not None else catalog.unique_namespaces()).items():
         value = values.get(prop_name)
         if value:
             for v in unique_values_of(catalog.properties[prop_name], value):
