@@ -191,7 +191,8 @@ async def schema_floor(pg_url: str, rows: list[list[str]]) -> dict[str, float]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         env = {**os.environ, "RECORDS_SVC_DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://", 1)}
-        subprocess.run([str(BIN / "records-svc-migrate")], env=env, check=True, capture_output=True)
+        await asyncio.to_thread(subprocess.run, [str(BIN / "records-svc-migrate")], env=env, check=True,
+                                capture_output=True)
         latest: dict[str, dict[str, str]] = {}
         for row in rows:
             latest.setdefault(row[0].lower(), {}).update({p: v for (_, p), v in zip(COLUMNS, row, strict=True) if v})

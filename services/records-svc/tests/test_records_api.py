@@ -6,9 +6,14 @@ import asyncio
 
 import aio_pika
 import httpx
+import pytest
 from crm_common.cloudevents import CloudEvent, decode_events
+from crm_common.db import make_engine
 from crm_common.settings import DEFAULT_AMQP_URL
 from crm_common.testing import signed_headers
+from records_svc import repository
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 
 async def create_contact(api: httpx.AsyncClient, **props: str) -> dict:
@@ -395,3 +400,23 @@ async def test_batch_upsert_is_all_or_nothing(api: httpx.AsyncClient) -> None:
     bad_key = await api.post("/crm/v3/objects/contacts/batch/upsert", json={"inputs": [
         {"id": "not-an-email", "idProperty": "email", "properties": {"firstname": "X"}}]})
     assert bad_key.status_code == 400 and bad_key.json()["errors"][0]["code"] == "INVALID_EMAIL"
+
+
+@pytest.mark.parametrize("claims", [3, 450], ids=["statement", "copy"])
+async def test_claims_report_values_another_record_holds(api: httpx.AsyncClient, account_id: int,
+                                                         records_database: str, claims: int) -> None:
+    """Both claim paths (a statement for a few claims, COPY for many) name the values already taken."""
+    owner = await create_contact(api, email=f"taken{claims}@claims.io")
+    engine = make_engine(records_database, pool_size=1)
+    try:
+        async with async_sessionmaker(engine)() as session, session.begin():
+            claimants = (await session.execute(text(
+                "INSERT INTO records (account_id, object_type_id) SELECT :a, '0-1' FROM generate_series(1, :n) "
+                "RETURNING id"), {"a": account_id, "n": claims})).scalars().all()
+            wanted = [("email", f"free{i}-{claims}@claims.io", record_id) for i, record_id in enumerate(claimants)]
+            wanted[-1] = ("email", f"taken{claims}@claims.io", claimants[-1])
+            conflicts = await repository.claim_unique_values(session, account_id, "0-1", wanted)
+            assert conflicts == [("email", f"taken{claims}@claims.io", int(owner["id"]))]
+            await session.rollback()
+    finally:
+        await engine.dispose()

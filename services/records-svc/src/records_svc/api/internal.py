@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
-import orjson
 from pydantic import BaseModel, Field, ValidationError
 
 from records_svc import association_service as links
