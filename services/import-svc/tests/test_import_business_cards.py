@@ -84,7 +84,7 @@ async def test_confirming_a_card_creates_the_contact_with_its_original_source(im
     draft = only_draft(answer)
     assert draft["properties"] == {"firstname": "Ben", "lastname": "Okafor", "jobtitle": "Senior Account Executive",
                                    "company": "Bluewave Analytics Inc.", "email": "ben@bluewave.io",
-                                   "mobilephone": "+1 415 555 0134", "website": "bluewave.io",
+                                   "mobilephone": "+1 415-555-0134", "website": "bluewave.io",
                                    "lifecyclestage": "lead"}
     assert draft["warnings"] == []
 
@@ -104,7 +104,7 @@ async def test_confirming_a_card_creates_the_contact_with_its_original_source(im
     assert {k: props[k] for k in ("firstname", "lastname", "jobtitle", "company", "mobilephone", "website",
                                   "lifecyclestage", "hubspot_owner_id")} == {
         "firstname": "Ben", "lastname": "Okafor", "jobtitle": "VP Sales", "company": "Bluewave Analytics Inc.",
-        "mobilephone": "+1 415 555 0134", "website": "bluewave.io", "lifecyclestage": "lead",
+        "mobilephone": "+1 415-555-0134", "website": "bluewave.io", "lifecyclestage": "lead",
         "hubspot_owner_id": "8002"}
     assert (props["hs_analytics_source"], props["hs_analytics_source_data_1"],
             props["hs_analytics_source_data_2"]) == ("OFFLINE", "MOBILE_ANDROID", "business-card-scanner")
@@ -220,7 +220,7 @@ def test_ocr_noise_is_undone_where_its_shape_is_known() -> None:
         "1 Market St, Suite 300, San Francisco, CA 94105"))
     assert draft.properties == {
         "firstname": "Jonathan", "lastname": "O'Neil", "jobtitle": "Co-Founder & CTO", "company": "ACME Widgets",
-        "email": "jon.oneil@acmewidgets.com", "mobilephone": "+1 (415) 555-0134", "phone": "+1 212 555 0100",
+        "email": "jon.oneil@acmewidgets.com", "mobilephone": "+1 415-555-0134", "phone": "+1 212-555-0100",
         "website": "www.acmewidgets.com", "lifecyclestage": "lead"}
     assert draft.problems == []
 
@@ -229,8 +229,8 @@ def test_a_surname_in_capitals_and_numbers_without_labels() -> None:
     draft = parse_business_card(lines("GONZALEZ Maria", "Directrice commerciale", "maria@lumiere-paris.fr",
                                       "01 42 68 53 00", "06 12 34 56 78"))
     assert (draft.properties["firstname"], draft.properties["lastname"]) == ("Maria", "Gonzalez")
-    # French numbering says which one is the mobile; the domain says the card is French
-    assert (draft.properties["mobilephone"], draft.properties["phone"]) == ("06 12 34 56 78", "01 42 68 53 00")
+    # the domain says the card is French, French numbering which number is the mobile
+    assert (draft.properties["mobilephone"], draft.properties["phone"]) == ("+33 6 12 34 56 78", "+33 1 42 68 53 00")
     assert draft.properties["website"] == "lumiere-paris.fr"
     assert "No company was found on the card" in draft.problems
     assert "The website was taken from the email's domain" in draft.problems
@@ -249,3 +249,28 @@ def test_what_is_missing_or_hard_to_read_becomes_a_warning() -> None:
     assert {k: v for k, v in nothing.properties.items() if k != "lifecyclestage"} == {}
     assert "No name was found on the card" in nothing.problems
     assert any(p.startswith("No email") for p in nothing.problems)
+
+
+def test_misread_letters_are_pointed_out() -> None:
+    draft = parse_business_card(lines("Chloe Lindavist", "Managing Director", "Lumiere Studio SARL",
+                                      "chloe.lindqvist@lumiere-studio.fr", "Mobile: +33 6 12 96 66 10",
+                                      "Tel: +33 1 42 11 95", "www.lumiere-studlo.fr"))
+    misread = "differ by a few letters: one of them was probably misread"
+    assert draft.problems == [
+        "The phone +33 1 42 11 95 is not a valid number: check its digits",
+        f"The name's \"Lindavist\" and the email's \"lindqvist\" {misread}",
+        f"The email's domain (lumiere-studio.fr) and the website (lumiere-studlo.fr) {misread}"]
+
+
+def test_specks_beside_the_name_are_not_part_of_it() -> None:
+    for read in ("Maria Gonzalez-Smith ©", "Maria Gonzalez-Smith eS)", "e Maria Gonzalez-Smith",
+                 "Prof. Dr. Maria Gonzalez-Smith"):
+        draft = parse_business_card(lines(read, "maria.gonzalez@northwind-robotics.de"))
+        name = (draft.properties.get("firstname"), draft.properties.get("lastname"))
+        assert name == ("Maria", "Gonzalez-Smith"), read
+    # a speck read with low confidence does not make the name look hard to read; a doubtful word does
+    speck = TextLine("Maria Gonzalez-Smith eS)", 40, 68.7, (95, 91, 20))
+    doubtful = TextLine("Aiko Lindqvist", 40, 53, (96, 10))
+    assert not any("hard to read" in problem for problem in parse_business_card([speck]).problems)
+    assert ('The name was hard to read (53% confidence): check "Aiko Lindqvist"'
+            in parse_business_card([doubtful]).problems)

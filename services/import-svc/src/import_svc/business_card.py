@@ -4,10 +4,11 @@ Cards have no grammar, so this is a set of rules in the order a person reads one
 unmistakable shape (email, website, phone numbers, by label when there is one), then among the
 remaining lines the company (a legal form, or the email's domain spelled out), the job title (title
 words) and the name (two to four capitalised words; the one the email is made of, else the largest).
-OCR noise is undone where its shape is known: `O`/`l` in digit runs, `,` or spaces inside an email,
-`wwww.`. Whatever could not be found, or was read with low confidence, becomes a warning, since the
-caller confirms the draft before anything is saved.
-"""
+OCR noise is undone where its shape is known: `O`/`l` in digit runs, `,` for `.` and spaces around
+`@` in an email, `wwww.`, specks beside the name; valid phone numbers are rewritten in international
+format, which also undoes lost or extra spaces. Whatever could not be found, was read with low
+confidence, or disagrees with another field (a name and its email, a website and the email's domain,
+one or two letters apart) becomes a warning, since the caller confirms the draft before it is saved."""
 
 from __future__ import annotations
 
@@ -92,6 +93,17 @@ class _Segment:
 class _Found:
     value: str
     line: TextLine
+    read: str = ""  # the words it was made of, as OCR read them
+
+    @property
+    def confidence(self) -> float:
+        """tesseract's confidence in the words this value came from (not in a logo speck on the same line)."""
+        words = self.line.text.split(" ")
+        if len(words) != len(self.line.word_confidences):
+            return self.line.confidence
+        read = set(self.read.split())
+        mine = [c for word, c in zip(words, self.line.word_confidences, strict=True) if word in read]
+        return sum(mine) / len(mine) if mine else self.line.confidence
 
 
 @dataclass
@@ -146,7 +158,7 @@ def _take_email(text: str, reading: _Reading, line: TextLine) -> str:
     for match in _EMAIL.finditer(body):
         email = _normalized_email(match.group(0))
         if email:
-            reading.found["email"] = _Found(email, line)
+            reading.found["email"] = _Found(email, line, match.group(0))
             return _without(body, match)
     return text
 
@@ -161,7 +173,7 @@ def _take_website(text: str, reading: _Reading, line: TextLine) -> str:
         # a bare `word.tld` counts only when it stands alone (not "Acme Co.Ltd" inside a sentence)
         explicit = labelled or re.match(r"(?:https?|w{3,4})\b", candidate, re.IGNORECASE) or body == candidate
         if explicit and "@" not in candidate:
-            reading.found["website"] = _Found(_normalized_website(candidate), line)
+            reading.found["website"] = _Found(_normalized_website(candidate), line, candidate)
             return _without(body, match)
     return text
 
@@ -224,11 +236,18 @@ def _region(reading: _Reading) -> str | None:
     return None
 
 
-def _number_kind(number: str, region: str | None) -> str | None:
+def _parsed(number: str, region: str | None) -> phonenumbers.PhoneNumber | None:
     try:
-        number_type = phonenumbers.number_type(phonenumbers.parse(number, region))
+        return phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:
         return None
+
+
+def _number_kind(number: str, region: str | None) -> str | None:
+    parsed = _parsed(number, region)
+    if parsed is None:
+        return None
+    number_type = phonenumbers.number_type(parsed)
     if number_type == phonenumbers.PhoneNumberType.MOBILE:
         return "mobile"
     if number_type in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
@@ -237,8 +256,20 @@ def _number_kind(number: str, region: str | None) -> str | None:
     return None  # FIXED_LINE_OR_MOBILE (the US, Canada, ...) or unknown
 
 
+def _international(number: str, region: str | None) -> tuple[str, bool | None]:
+    """The number in international format when it is a valid one, else as read; and whether it is valid
+    (None: no country to check it against). The format also undoes OCR's lost or extra spaces."""
+    parsed = _parsed(number, region)
+    if parsed is None:
+        return number, None
+    if not phonenumbers.is_valid_number(parsed):
+        return number, False
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL), True
+
+
 def _place_phones(reading: _Reading, props: dict[str, str]) -> None:
     region = _region(reading)
+    placed: list[tuple[str, str, TextLine]] = []
     undecided: list[tuple[str, TextLine]] = []
     for kind, number, line in reading.phones:
         kind = kind or _number_kind(number, region)
@@ -247,16 +278,21 @@ def _place_phones(reading: _Reading, props: dict[str, str]) -> None:
             undecided.append((number, line))
         elif target not in props:
             props[target] = number
-            reading.found[target] = _Found(number, line)
+            placed.append((target, number, line))
     # A number that nothing marks as a landline is most often the card owner's own, mobile one.
     for number, line in undecided:
         target = "mobilephone" if "mobilephone" not in props else "phone"
         if target in props:
             continue
         props[target] = number
-        reading.found[target] = _Found(number, line)
+        placed.append((target, number, line))
         if target == "mobilephone":
             reading.notes.append(f"The number {number} has no label: it was taken as the mobile phone")
+    for target, number, line in placed:
+        props[target], valid = _international(number, region)
+        reading.found[target] = _Found(props[target], line, number)
+        if valid is False:
+            reading.notes.append(f"The {_FIELD_NAMES[target]} {number} is not a valid number: check its digits")
 
 
 def _letters(text: str) -> str:
@@ -296,16 +332,19 @@ def _spells_domain(text: str, stem: str) -> bool:
     return stem in letters or (letters in stem and len(letters) >= 0.6 * len(stem))
 
 
+def _name_word(token: str) -> bool:
+    return bool(_NAME_WORD.match(token)) and (token[0].isupper() or token.lower() in _PARTICLES)
+
+
 def _name_tokens(text: str) -> list[str] | None:
     """The words of a person's name ("Dr. Maria Gonzalez-Smith, MBA" -> Maria, Gonzalez-Smith) or None."""
-    # a logo or a flourish next to the name comes out as a stray symbol or letter: not part of it
-    tokens = [t for t in _CREDENTIALS.sub("", text).strip(" ,").split()
-              if re.search(r"[^\W\d_]", t) and not (len(t) == 1 and not t.isupper())]
-    while len(tokens) > 2 and tokens[0].lower().strip(".") in HONORIFICS:
+    tokens = _CREDENTIALS.sub("", text).strip(" ,").split()
+    # a logo or a flourish beside the name comes out as specks at the line's ends ("©", "eS)"): not part of it
+    while len(tokens) > 2 and not _name_word(tokens[-1]):
+        tokens.pop()
+    while len(tokens) > 2 and (not _name_word(tokens[0]) or tokens[0].lower().strip(".") in HONORIFICS):
         tokens.pop(0)
-    if not 2 <= len(tokens) <= 4 or not all(_NAME_WORD.match(t) for t in tokens):
-        return None
-    if not all(t[0].isupper() or t.lower() in _PARTICLES for t in tokens):
+    if not 2 <= len(tokens) <= 4 or not all(_name_word(t) for t in tokens):
         return None
     return tokens
 
@@ -341,7 +380,7 @@ def _place_words(reading: _Reading, props: dict[str, str], tallest: int) -> None
 
     def place(key: str, segment: _Segment) -> None:
         props[key] = segment.text
-        reading.found[key] = _Found(segment.text, segment.line)
+        reading.found[key] = _Found(segment.text, segment.line, segment.text)
         placed.append(segment)
 
     for segment in words:
@@ -355,7 +394,7 @@ def _place_words(reading: _Reading, props: dict[str, str], tallest: int) -> None
     if names:
         name, tokens = _best_name(names, props.get("email", ""), tallest)
         props["firstname"], props["lastname"] = split_name(tokens)
-        reading.found["name"] = _Found(name.text, name.line)
+        reading.found["name"] = _Found(" ".join(tokens), name.line, " ".join(tokens))
         placed.append(name)
     left = [s for s in words if s not in placed]
     if "company" not in props:
@@ -402,9 +441,17 @@ def _warnings(reading: _Reading, props: dict[str, str]) -> list[str]:
     elif "website" not in reading.found:
         out.append("The website was taken from the email's domain")
     for key, found in reading.found.items():
-        if found.line.confidence < LOW_CONFIDENCE:
-            out.append(f"The {_FIELD_NAMES.get(key, key)} was hard to read ({found.line.confidence:.0f}% "
+        if found.confidence < LOW_CONFIDENCE:
+            out.append(f"The {_FIELD_NAMES.get(key, key)} was hard to read ({found.confidence:.0f}% "
                        f"confidence): check \"{found.value}\"")
+    if "email" in reading.found and "name" in reading.found:
+        # compared as letters only: "O'Neil" is "oneil@"
+        local_parts = [_letters(p) for p in re.split(r"[._\-+]", props["email"].split("@")[0]) if len(p) >= 3]
+        for token in re.split(r"[\s\-]+", props.get("firstname", "") + " " + props.get("lastname", "")):
+            near = [p for p in local_parts if difflib.SequenceMatcher(None, _letters(token), p).ratio() >= 0.75]
+            if near and _letters(token) not in local_parts:
+                out.append(f"The name's \"{token}\" and the email's \"{near[0]}\" differ by a few letters: "
+                           "one of them was probably misread")
     if "email" in reading.found and "website" in reading.found:
         email_host, web_host = _host(props["email"]), _host(props["website"])
         if email_host != web_host and difflib.SequenceMatcher(None, email_host, web_host).ratio() >= 0.8:

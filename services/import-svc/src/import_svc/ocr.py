@@ -45,6 +45,7 @@ class TextLine:
     text: str
     height: int  # pixel height of its words: a card's name is usually its largest line
     confidence: float  # tesseract's mean word confidence, 0-100
+    word_confidences: tuple[float, ...] = ()  # one per word of `text` split on spaces
 
 
 @cache
@@ -121,14 +122,18 @@ def prepare(gray: Image.Image) -> Image.Image:
 def _lines(data: dict[str, list[Any]]) -> list[TextLine]:
     grouped: dict[tuple[int, int, int], list[int]] = {}
     for i, word in enumerate(data["text"]):
-        if str(word).strip() and float(data["conf"][i]) >= MIN_WORD_CONFIDENCE:
+        # tesseract gives words outside its dictionary (surnames: "Lindqvist" at 10%) a low confidence,
+        # so only short low-confidence words go: the specks a logo or a border leaves
+        alphanumerics = sum(c.isalnum() for c in str(word))
+        if str(word).strip() and (alphanumerics >= 2 or float(data["conf"][i]) >= MIN_WORD_CONFIDENCE):
             grouped.setdefault((data["block_num"][i], data["par_num"][i], data["line_num"][i]), []).append(i)
     out = []
     for indexes in grouped.values():
         text = " ".join(str(data["text"][i]).strip() for i in indexes)
         heights = sorted(int(data["height"][i]) for i in indexes)
-        confidence = sum(float(data["conf"][i]) for i in indexes) / len(indexes)
-        out.append(TextLine(text=text, height=heights[len(heights) // 2], confidence=round(confidence, 1)))
+        confidences = tuple(round(float(data["conf"][i]), 1) for i in indexes)
+        out.append(TextLine(text=text, height=heights[len(heights) // 2],
+                            confidence=round(sum(confidences) / len(confidences), 1), word_confidences=confidences))
     return out
 
 
