@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +92,30 @@ async def test_an_import_whose_file_is_gone_still_shows_status_and_errors_and_re
         assert reverted.status_code == 200, reverted.text
         assert reverted.json()["state"] == "REVERTED"
         assert await search_all(records, "contacts", ["email"]) == []
+
+
+async def test_upload_directories_no_import_refers_to_are_swept_after_a_day(
+        import_app_factory: Any, private_database: str, account_id: int) -> None:
+    async with import_app_factory(database_url=private_database, run_worker=False) as client:
+        client.headers.update(signed_headers(account_id))
+        app = client.service_app  # type: ignore[attr-defined]
+        import_id = (await start_import(client, REQUEST, {"c.csv": b"Email,First Name\nkept@orphans.io,K\n"})).json()["id"]
+        ((kept_file, _),) = await stored_files(app, import_id)
+        store = Path(app.state.runtime.settings.file_store_dir)
+        left_by_a_dead_start = store / str(account_id) / "0123abcd" / "0-contacts.csv"
+        left_by_a_dead_preview = store / "previews" / "4567ef01" / "upload.csv"
+        in_progress = store / str(account_id) / "89abcdef" / "0-contacts.csv"
+        two_days_ago = time.time() - 2 * 86_400
+        for path in (left_by_a_dead_start, left_by_a_dead_preview, in_progress):
+            path.parent.mkdir(parents=True)
+            path.write_text("Email\nx@orphans.io\n")
+        for directory in (left_by_a_dead_start.parent, left_by_a_dead_preview.parent, kept_file.parent):
+            os.utime(directory, (two_days_ago, two_days_ago))
+
+        worker = ImportWorker(app.state.runtime, app.state.runtime.extras["records"], app.state.runtime.settings)
+        assert await worker.sweep_orphan_uploads() == 2
+        assert not left_by_a_dead_start.parent.exists() and not left_by_a_dead_preview.parent.exists()
+        assert in_progress.exists(), "a directory touched within the day may belong to a call still running"
+        assert kept_file.exists(), "an import's own file stays, however old its directory"
+        assert await worker.sweep_orphan_uploads() == 0
+        await client.post(f"/crm/v3/imports/{import_id}/cancel")

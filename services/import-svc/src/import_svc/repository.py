@@ -213,3 +213,11 @@ async def expired_files(session: AsyncSession, *, keep_seconds: float, limit: in
 
 async def mark_files_deleted(session: AsyncSession, file_ids: list[int]) -> None:
     await session.execute(text("UPDATE import_files SET deleted_at = now() WHERE id = ANY(:ids)"), {"ids": file_ids})
+
+
+async def known_file_paths(session: AsyncSession, paths: list[str]) -> set[str]:
+    """Which of these stored paths belong to an import (swept files included)."""
+    if not paths:
+        return set()
+    rows = await session.execute(text("SELECT path FROM import_files WHERE path = ANY(:p)"), {"p": paths})
+    return {r[0] for r in rows}

@@ -16,6 +16,13 @@ class Settings(BaseServiceSettings):
     records_parallel_calls: int = 2
     file_store_dir: str = ".run/import-files"
 
+    # Business-card OCR: cards read at once per replica (tesseract uses one core per card, so more only
+    # queue for CPU), the time one card may take, and tesseract's languages ("eng+deu" needs Debian's
+    # tesseract-ocr-deu installed).
+    ocr_at_once: int = 2
+    ocr_timeout_seconds: float = 30.0
+    ocr_languages: str = "eng"
+
     # The worker: rows per bulk call to records-svc, jobs run at once by one replica, how often an
     # idle worker looks for work, and how long a claimed job stays owned without a checkpoint.
     run_worker: bool = True

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -113,6 +115,9 @@ class ImportWorker:
                 if removed:
                     log.info("deleted the files of ended imports", files=removed,
                              retention_days=self.settings.file_retention_days)
+                orphans = await self.sweep_orphan_uploads()
+                if orphans:
+                    log.info("deleted upload directories no import refers to", directories=orphans)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001  (the database went away: try again next round)
@@ -137,6 +142,22 @@ class ImportWorker:
                 await asyncio.to_thread(delete_stored_files, [Path(f["path"]) for f in files])
                 await repository.mark_files_deleted(session, [f["id"] for f in files])
             removed += len(files)
+
+    async def sweep_orphan_uploads(self) -> int:
+        """Deletes upload directories no import refers to: a start call or a preview that died mid-way.
+
+        Only directories untouched for ORPHAN_GRACE_SECONDS are looked at, far longer than any start
+        call or preview holds one, so work in progress on any replica is never taken.
+        """
+        candidates = await asyncio.to_thread(idle_upload_dirs, Path(self.settings.file_store_dir),
+                                             ORPHAN_GRACE_SECONDS)
+        if not candidates:
+            return 0
+        async with transaction(self.runtime.sessionmaker) as session:
+            known = await repository.known_file_paths(session, [p for _, files in candidates for p in files])
+        orphans = [directory for directory, files in candidates if not known.intersection(files)]
+        await asyncio.to_thread(lambda: [shutil.rmtree(d, ignore_errors=True) for d in orphans])
+        return len(orphans)
 
     async def _run_guarded(self, import_id: int) -> None:
         try:
@@ -271,6 +292,27 @@ class ImportWorker:
                               **{k: v for k, v in spec.items() if k in ("options", "description", "hasUniqueValue")}}
                 created = await self.records.create_property(ctx.account_id, column.object_type_id or "", definition)
                 ctx.catalogs.setdefault(column.object_type_id or "", {})[column.property_name or ""] = created
+
+
+# An upload directory untouched this long and named by no import_files row is left over from a start
+# call or preview that died before its row was written (or after its files were swept).
+ORPHAN_GRACE_SECONDS = 86_400.0
+
+
+def idle_upload_dirs(store: Path, idle_seconds: float) -> list[tuple[Path, list[str]]]:
+    """Upload directories (store/<account or "previews">/<hex>) not modified for idle_seconds, with their files."""
+    if not store.is_dir():
+        return []
+    cutoff = time.time() - idle_seconds
+    found = []
+    for owner in store.iterdir():
+        if not owner.is_dir():
+            continue
+        for upload in owner.iterdir():
+            with contextlib.suppress(OSError):  # removed meanwhile by another replica's sweep
+                if upload.is_dir() and upload.stat().st_mtime < cutoff:
+                    found.append((upload, [str(p) for p in upload.iterdir()]))
+    return found
 
 
 def delete_stored_files(paths: list[Path]) -> None:

@@ -202,9 +202,6 @@ async def capture_qr_image(request: Request, auth: Auth, dryRun: bool = False) -
 
 # ---- business cards: a photo read by OCR into a draft, saved once the caller confirms it ----------
 
-OCR_AT_ONCE = 2  # tesseract runs on one core per card (see ocr.py); more at once only queue for CPU
-OCR_TIMEOUT_SECONDS = 30
-OCR_LANGUAGES = "eng"
 # A multipart body is the image plus a few hundred bytes of headers and fields.
 MULTIPART_ALLOWANCE = 64 * 1024
 # What a card shows, plus the owner the app assigns (the rep who scanned): kept on an existing contact.
@@ -254,7 +251,7 @@ async def _image_from_request(request: Request) -> bytes:
 def _ocr_slots(request: Request) -> asyncio.Semaphore:
     extras = request.app.state.runtime.extras
     if "ocr_slots" not in extras:
-        extras["ocr_slots"] = asyncio.Semaphore(OCR_AT_ONCE)
+        extras["ocr_slots"] = asyncio.Semaphore(max(1, request.app.state.runtime.settings.ocr_at_once))
     return extras["ocr_slots"]
 
 
@@ -279,7 +276,9 @@ async def capture_business_card(request: Request, auth: Auth) -> Any:
     data = await _image_from_request(request)
     try:
         async with _ocr_slots(request):
-            lines = await asyncio.to_thread(read_card, data, languages=OCR_LANGUAGES, timeout=OCR_TIMEOUT_SECONDS)
+            settings = request.app.state.runtime.settings
+            lines = await asyncio.to_thread(read_card, data, languages=settings.ocr_languages,
+                                            timeout=settings.ocr_timeout_seconds)
     except ImageRejected as exc:
         raise HubSpotError(400, str(exc), category="VALIDATION_ERROR", sub_category="UNREADABLE_IMAGE") from None
     except OcrUnavailable as exc:
