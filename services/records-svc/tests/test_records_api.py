@@ -420,3 +420,24 @@ async def test_claims_report_values_another_record_holds(api: httpx.AsyncClient,
             await session.rollback()
     finally:
         await engine.dispose()
+
+
+async def test_concurrent_bulk_writes_of_the_same_keys_both_succeed(api: httpx.AsyncClient) -> None:
+    """Two callers upserting the same emails in opposite orders race for the same unique values and
+    lock the same rows in opposite orders; records-svc retries the losing transaction instead of failing."""
+    emails = [f"race{i}@concurrent.io" for i in range(1_500)]
+
+    async def upsert(order: list[str], name: str) -> httpx.Response:
+        return await api.post("/internal/v1/records/contacts/bulk-upsert", json={
+            "operation": "UPSERT", "idProperty": "email", "sourceType": "IMPORT",
+            "rows": [{"ref": i, "properties": {"email": e, "firstname": name}} for i, e in enumerate(order)]})
+
+    for round_ in range(3):
+        first, second = await asyncio.gather(upsert(emails, f"A{round_}"), upsert(emails[::-1], f"B{round_}"))
+        assert first.status_code == second.status_code == 200, (first.text[:300], second.text[:300])
+        for answer in (first, second):
+            assert {r["status"] for r in answer.json()["results"]} <= {"CREATED", "UPDATED", "UNCHANGED"}
+    listing = await api.post("/crm/v3/objects/contacts/search", json={
+        "filterGroups": [{"filters": [{"propertyName": "email", "operator": "CONTAINS_TOKEN",
+                                       "value": "*@concurrent.io"}]}], "limit": 1})
+    assert listing.json()["total"] == len(emails)

@@ -154,6 +154,22 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
     return f"Invalid input: {summary}", details
 
 
+# Deadlock, serialization failure: the transaction lost a race with another writer and can run again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure, raised by asyncpg directly (COPY) or wrapped by SQLAlchemy."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubSpotError)
     async def _hubspot_error(_: Request, exc: HubSpotError) -> FastJSONResponse:
@@ -176,6 +192,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> FastJSONResponse:
+        if is_transient_conflict(exc):
+            # A concurrent request wrote the same records first; nothing of this one was kept.
+            log.warning("request lost a race with a concurrent write", error=repr(exc))
+            return FastJSONResponse(error_body(409, "A concurrent request was writing the same records; nothing "
+                                                    "was changed by this one: retry it", category="CONFLICT"),
+                                    status_code=409, headers={"Retry-After": "1"})
         log.exception("unhandled error", error=repr(exc))
         return FastJSONResponse(
             error_body(500, "internal error", category="INTERNAL_ERROR"), status_code=500

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 import orjson
-from crm_common.errors import HubSpotError, error_responses
+from crm_common.errors import HubSpotError, error_responses, is_transient_conflict
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
@@ -149,6 +150,15 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
             if attempt == UNIQUE_RACE_RETRIES - 1:
                 raise HubSpotError(409, "Unique values kept changing under this batch; retry it",
                                    category="CONFLICT") from None
+        except Exception as exc:
+            # Two writers of the same records (two imports in one account, an import and an API batch)
+            # can lock them in opposite orders; Postgres aborts one, which is then simply run again.
+            if not is_transient_conflict(exc):
+                raise
+            if attempt == UNIQUE_RACE_RETRIES - 1:
+                raise HubSpotError(409, "This batch kept colliding with concurrent writes of the same records; "
+                                        "retry it", category="CONFLICT") from None
+            await asyncio.sleep(0.05 * (attempt + 1))
     counts = {"CREATED": 0, "UPDATED": 0, "UNCHANGED": 0, "ERROR": 0}
     out = []
     for r in results:
