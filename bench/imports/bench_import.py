@@ -36,6 +36,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -147,31 +149,43 @@ def run_import(gateway: str, token: str, path: Path, file_format: str, pids: dic
             "upload_seconds": accepted - started, "peak_rss": sampler.peak, "sample_errors": errors}
 
 
-async def baseline(pg_url: str, csv_path: Path) -> dict[str, float]:
-    name = f"corral_bench_baseline_{uuid.uuid4().hex[:6]}"
+@asynccontextmanager
+async def scratch_connection(pg_url: str, prefix: str, *, records_schema: bool = False
+                             ) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a throwaway database (records-svc's migrations applied if asked), dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(f"{pg_url}/postgres")
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
+        if records_schema:
+            env = {**os.environ, "RECORDS_SVC_DATABASE_URL": f"postgresql+asyncpg://{pg_url.split('://', 1)[1]}/{name}"}
+            await asyncio.to_thread(subprocess.run, [str(BIN / "records-svc-migrate")], env=env, check=True,
+                                    capture_output=True)
         conn = await asyncpg.connect(f"{pg_url}/{name}")
         try:
-            cols = ", ".join(f"{p} text" for _, p in COLUMNS[1:])
-            await conn.execute(f"CREATE TABLE contacts (id bigserial, email text PRIMARY KEY, {cols})")
-            await conn.execute(f"CREATE UNLOGGED TABLE staging (email text, {cols})")
-            started = time.perf_counter()
-            await conn.copy_to_table("staging", source=str(csv_path), format="csv", header=True)
-            copied = time.perf_counter()
-            names = ", ".join(p for _, p in COLUMNS)
-            updates = ", ".join(f"{p} = EXCLUDED.{p}" for _, p in COLUMNS[1:])
-            await conn.execute(f"""
-                INSERT INTO contacts ({names})
-                SELECT DISTINCT ON (lower(email)) lower(email), {', '.join(p for _, p in COLUMNS[1:])} FROM staging
-                ON CONFLICT (email) DO UPDATE SET {updates}""")
-            done = time.perf_counter()
+            yield conn
         finally:
             await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def baseline(pg_url: str, csv_path: Path) -> dict[str, float]:
+    async with scratch_connection(pg_url, "corral_bench_baseline") as conn:
+        cols = ", ".join(f"{p} text" for _, p in COLUMNS[1:])
+        await conn.execute(f"CREATE TABLE contacts (id bigserial, email text PRIMARY KEY, {cols})")
+        await conn.execute(f"CREATE UNLOGGED TABLE staging (email text, {cols})")
+        started = time.perf_counter()
+        await conn.copy_to_table("staging", source=str(csv_path), format="csv", header=True)
+        copied = time.perf_counter()
+        names = ", ".join(p for _, p in COLUMNS)
+        updates = ", ".join(f"{p} = EXCLUDED.{p}" for _, p in COLUMNS[1:])
+        await conn.execute(f"""
+            INSERT INTO contacts ({names})
+            SELECT DISTINCT ON (lower(email)) lower(email), {', '.join(p for _, p in COLUMNS[1:])} FROM staging
+            ON CONFLICT (email) DO UPDATE SET {updates}""")
+        done = time.perf_counter()
     return {"copy_seconds": copied - started, "total_seconds": done - started}
 
 
@@ -180,43 +194,29 @@ async def schema_floor(pg_url: str, rows: list[list[str]]) -> dict[str, float]:
 
     What Postgres alone spends to hold these rows in the product's data model: records with their
     creation source (their history) and generated search words (GIN-indexed), the unique email claims
-    and the journal that revert reads. The rows are deduplicated and turned into the stored JSON beforehand (not timed);
-    the timing covers the COPY and the set-based INSERTs in one transaction. The import runs two
-    writers at once, so it can beat this single-backend figure; what it shows is the data model's
-    cost against the plain table.
+    and the journal that revert reads. The rows are deduplicated and turned into the stored JSON
+    beforehand (not timed); the timing covers the COPY and the set-based INSERTs in one transaction.
+    The import runs two writers at once, so it can beat this single-backend figure; what it shows is
+    the data model's cost against the plain table.
     """
-    name = f"corral_bench_schema_{uuid.uuid4().hex[:6]}"
-    url = f"{pg_url}/{name}"
-    admin = await asyncpg.connect(f"{pg_url}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        env = {**os.environ, "RECORDS_SVC_DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://", 1)}
-        await asyncio.to_thread(subprocess.run, [str(BIN / "records-svc-migrate")], env=env, check=True,
-                                capture_output=True)
-        latest: dict[str, dict[str, str]] = {}
-        for row in rows:
-            latest.setdefault(row[0].lower(), {}).update({p: v for (_, p), v in zip(COLUMNS, row, strict=True) if v})
-        stored = [(record_id, json.dumps(props)) for record_id, props in enumerate(latest.values(), start=1001)]
-        conn = await asyncpg.connect(url)
-        try:
-            started = time.perf_counter()
-            async with conn.transaction():
-                await conn.execute("CREATE TEMP TABLE fresh (id bigint, props jsonb) ON COMMIT DROP")
-                await conn.copy_records_to_table("fresh", records=stored)
-                copied = time.perf_counter()
-                await conn.execute("INSERT INTO records (id, account_id, object_type_id, properties, created_source) "
-                                   "SELECT id, 1, '0-1', props, '{\"timestamp\": \"2026-01-01T00:00:00.000Z\", "
-                                   "\"sourceType\": \"IMPORT\", \"sourceId\": \"1\"}' FROM fresh")
-                await conn.execute("INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id) "
-                                   "SELECT 1, '0-1', 'email', lower(props ->> 'email'), id FROM fresh")
-                await conn.execute("INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, "
-                                   "new_values) SELECT 'import:1', 1, '0-1', id, 'CREATE', props FROM fresh")
-            done = time.perf_counter()
-        finally:
-            await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    latest: dict[str, dict[str, str]] = {}
+    for row in rows:
+        latest.setdefault(row[0].lower(), {}).update({p: v for (_, p), v in zip(COLUMNS, row, strict=True) if v})
+    stored = [(record_id, json.dumps(props)) for record_id, props in enumerate(latest.values(), start=1001)]
+    async with scratch_connection(pg_url, "corral_bench_schema", records_schema=True) as conn:
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute("CREATE TEMP TABLE fresh (id bigint, props jsonb) ON COMMIT DROP")
+            await conn.copy_records_to_table("fresh", records=stored)
+            copied = time.perf_counter()
+            await conn.execute("INSERT INTO records (id, account_id, object_type_id, properties, created_source) "
+                               "SELECT id, 1, '0-1', props, '{\"timestamp\": \"2026-01-01T00:00:00.000Z\", "
+                               "\"sourceType\": \"IMPORT\", \"sourceId\": \"1\"}' FROM fresh")
+            await conn.execute("INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id) "
+                               "SELECT 1, '0-1', 'email', lower(props ->> 'email'), id FROM fresh")
+            await conn.execute("INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, "
+                               "new_values) SELECT 'import:1', 1, '0-1', id, 'CREATE', props FROM fresh")
+        done = time.perf_counter()
     return {"copy_seconds": copied - started, "total_seconds": done - started}
 
 
