@@ -106,11 +106,11 @@ def _validate_columns(catalog: PropertyCatalog, rows: list[BulkRow], trusted: bo
                     outcome = exc
                 if value.__class__ is str:
                     memo[value] = outcome
-            if outcome.__class__ is str:
-                out[name] = outcome  # type: ignore[assignment]
-            else:
-                results[row.ref].errors.append(RowError(_import_error_code(outcome.code), outcome.message,  # type: ignore[union-attr]
+            if isinstance(outcome, InvalidValue):
+                results[row.ref].errors.append(RowError(_import_error_code(outcome.code), outcome.message,
                                                         name, _text(value)))
+            else:
+                out[name] = outcome
         cleaned[row.ref] = out
     return cleaned
 
