@@ -5,7 +5,8 @@ imports must report ragged rows one by one (INCORRECT_NUMBER_OF_COLUMNS with the
 and keep going, and both columnar readers either fail the whole file or silently pad/truncate
 such rows. The C tokenizer of `csv` reads ~1M short rows/s on one core, well above what the
 records write path sustains, so the parse is never the bottleneck (see bench/README "Imports").
-Spreadsheets (XLSX/XLS/ODS) are read with python-calamine (first sheet).
+XLSX is streamed from its XML (`xlsx.py`, constant memory); XLS, XLSB and ODS are read with
+python-calamine. Always the first sheet.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
+
+from import_svc import xlsx
 
 MAX_ROWS = 1_048_576
 MAX_BYTES = 512 * 1024 * 1024
@@ -112,7 +115,9 @@ def inspect(path: Path, file_name: str, declared_format: str | None = None, *, c
     if len(layout.header) > MAX_COLUMNS:
         raise FileProblem(f"The file {file_name} has {len(layout.header)} columns; files must have fewer than "
                           f"1,000 columns")
-    if count_rows:
+    if count_rows and layout.file_format == "SPREADSHEET" and xlsx.is_xlsx(path):
+        layout.data_rows = xlsx.count_data_rows(path)  # the sheet's XML scanned, not parsed
+    elif count_rows:
         count = 0
         for _ in rows:
             count += 1
@@ -139,6 +144,11 @@ def iter_rows(path: Path, layout: FileLayout) -> Iterator[tuple[int, list[str]]]
 
 
 def _iter_spreadsheet(path: Path) -> Iterator[tuple[int, list[str]]]:
+    if xlsx.is_xlsx(path):
+        yield from xlsx.iter_rows(path)
+        return
+    # XLS, XLSB and ODS: calamine reads the whole sheet first (these files are small in practice: XLS
+    # holds at most 65,536 rows).
     from python_calamine import CalamineWorkbook
 
     workbook = CalamineWorkbook.from_path(str(path))
