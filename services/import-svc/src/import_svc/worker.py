@@ -14,6 +14,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -238,10 +239,13 @@ class ImportWorker:
             rows_done = skip
             iterator = batches(bound.path, bound.layout, size=self.settings.worker_batch_size, skip_data_rows=skip,
                                has_header=bound.plan.has_header)
+            upcoming = _read_ahead(iterator)
             while True:
-                batch = await asyncio.to_thread(next, iterator, None)
+                batch = await upcoming
                 if batch is None:
                     break
+                # The next batch is parsed (CSV, or an XLSX sheet's XML) while this one is written.
+                upcoming = _read_ahead(iterator)
                 # A batch that was in flight when the last owner died is sent again; records it wrote
                 # then come back UNCHANGED, and their timestamps tell the counters what really happened.
                 ctx.replay_since = checkpoint.get("inflight_at")
@@ -292,6 +296,13 @@ class ImportWorker:
                               **{k: v for k, v in spec.items() if k in ("options", "description", "hasUniqueValue")}}
                 created = await self.records.create_property(ctx.account_id, column.object_type_id or "", definition)
                 ctx.catalogs.setdefault(column.object_type_id or "", {})[column.property_name or ""] = created
+
+
+def _read_ahead(iterator: Iterator[list[tuple[int, list[str]]]]) -> asyncio.Future[list[tuple[int, list[str]]] | None]:
+    """The iterator's next batch, read in a thread; a read left behind by a stopped job is retrieved, not raised."""
+    future = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
 
 
 # An upload directory untouched this long and named by no import_files row is left over from a start
