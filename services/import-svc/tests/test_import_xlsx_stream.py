@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from import_svc import xlsx
 from import_svc.files import _cell_text, inspect
 from openpyxl import Workbook
 from openpyxl.utils.datetime import CALENDAR_MAC_1904
 from python_calamine import CalamineWorkbook
+
+from .conftest import contacts_request, search_all, start_import, wait_final
 
 
 def calamine_rows(path: Path) -> list[tuple[int, list[str]]]:
@@ -73,3 +76,48 @@ def test_a_zip_that_is_no_workbook_is_refused(tmp_path: Path) -> None:
     assert not xlsx.is_xlsx(path)
     with pytest.raises(xlsx.NotAnXlsxWorkbook):
         list(xlsx.iter_rows(path))
+
+
+def broken_off_workbook(path: Path, rows: int, cut_before_row: int) -> None:
+    """A workbook whose sheet XML stops in the middle of row `cut_before_row` (a truncated upload)."""
+    import zipfile
+
+    whole = path.with_suffix(".whole.xlsx")
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("contacts")
+    sheet.append(["Email", "First Name"])
+    for i in range(rows):
+        sheet.append([f"cut{i}@broken-xlsx.io", f"N{i}"])
+    workbook.save(whole)
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[:data.index(f'<row r="{cut_before_row}"'.encode()) + 20]
+            target.writestr(item, data)
+
+
+def test_a_sheet_that_breaks_off_names_the_last_row_read(tmp_path: Path) -> None:
+    path = tmp_path / "cut.xlsx"
+    broken_off_workbook(path, rows=50, cut_before_row=31)
+    read = []
+    with pytest.raises(xlsx.UnreadableSheet, match="after its row 30"):
+        for line, _ in xlsx.iter_rows(path):
+            read.append(line)
+    assert read == list(range(1, 31))
+
+
+async def test_an_import_of_a_sheet_that_breaks_off_fails_with_the_place_and_keeps_earlier_batches(
+        imports: httpx.AsyncClient, records: httpx.AsyncClient, tmp_path: Path) -> None:
+    path = tmp_path / "cut.xlsx"
+    broken_off_workbook(path, rows=2_500, cut_before_row=1_802)  # the tests' batches hold 1,000 rows
+    request = contacts_request([("Email", "email"), ("First Name", "firstname")], file_name="cut.xlsx")
+    request["files"][0]["fileFormat"] = "SPREADSHEET"
+    response = await start_import(imports, request, {"cut.xlsx": path.read_bytes()})
+    assert response.status_code == 200, response.text
+    done = await wait_final(imports, response.json()["id"])
+    assert done["state"] == "FAILED"
+    assert "could not be read after its row 1801" in done["failureReason"]
+    assert done["metadata"]["counters"]["CREATED_OBJECTS"] == 1_000  # the first batch, written before the break
+    stored = await search_all(records, "contacts", ["email"])
+    assert len(stored) == 1_000

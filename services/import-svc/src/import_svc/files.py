@@ -145,7 +145,10 @@ def iter_rows(path: Path, layout: FileLayout) -> Iterator[tuple[int, list[str]]]
 
 def _iter_spreadsheet(path: Path) -> Iterator[tuple[int, list[str]]]:
     if xlsx.is_xlsx(path):
-        yield from xlsx.iter_rows(path)
+        try:
+            yield from xlsx.iter_rows(path)
+        except (xlsx.UnreadableSheet, xlsx.NotAnXlsxWorkbook) as exc:
+            raise FileProblem(str(exc)) from None
         return
     # XLS, XLSB and ODS: calamine reads the whole sheet first (these files are small in practice: XLS
     # holds at most 65,536 rows).

@@ -166,6 +166,10 @@ class ImportWorker:
         except SimulatedCrash:
             log.warning("simulated crash", import_id=import_id)
             self._stopping = True
+        except FileProblem as exc:
+            # The file broke off part-way (the rows before were imported and stay): say where.
+            log.warning("import file unreadable", import_id=import_id, error=str(exc))
+            await self._fail(import_id, str(exc))
         except asyncio.CancelledError:
             raise
         except RecordsError as exc:

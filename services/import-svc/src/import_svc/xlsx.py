@@ -20,7 +20,8 @@ import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from xml.etree.ElementTree import Element, iterparse
+from typing import IO
+from xml.etree.ElementTree import Element, ParseError, iterparse
 
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 OFFICE_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -37,6 +38,10 @@ _ROW, _CELL, _VALUE, _INLINE, _TEXT = MAIN + "row", MAIN + "c", MAIN + "v", MAIN
 
 class NotAnXlsxWorkbook(Exception):
     """The zip holds no XLSX workbook (an ODS file, a renamed archive)."""
+
+
+class UnreadableSheet(Exception):
+    """The workbook's XML breaks off or is malformed; says after which sheet row."""
 
 
 def is_xlsx(path: Path) -> bool:
@@ -74,27 +79,38 @@ def iter_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         shared = _shared_strings(archive)
         date_styles = _date_styles(archive)
         epoch = datetime(1904, 1, 1) if date1904 else datetime(1899, 12, 30)
-        line = 0
-        sheet_data: Element | None = None
+        last_line = 0
         with archive.open(sheet_part) as sheet:
-            for event, element in iterparse(sheet, events=("start", "end")):
-                if event == "start":
-                    if element.tag == MAIN + "sheetData":
-                        sheet_data = element
-                    continue
-                if element.tag != _ROW:
-                    continue
-                number = element.get("r")
-                line = int(number) if number else line + 1
-                cells = _row_cells(element, shared, date_styles, epoch)
-                # Parsed rows are dropped at once: memory stays one row deep.
-                element.clear()
-                if sheet_data is not None:
-                    sheet_data.clear()
-                while cells and cells[-1] == "":
-                    cells.pop()
-                if cells:
+            try:
+                for line, cells in _sheet_rows(sheet, shared, date_styles, epoch):
+                    last_line = line
                     yield line, cells
+            except (ParseError, zipfile.BadZipFile, EOFError, ValueError, IndexError) as exc:
+                raise UnreadableSheet(f"The spreadsheet could not be read after its row {last_line}: {exc}") from None
+
+
+def _sheet_rows(sheet: IO[bytes], shared: list[str], date_styles: frozenset[str], epoch: datetime
+                ) -> Iterator[tuple[int, list[str]]]:
+    line = 0
+    sheet_data: Element | None = None
+    for event, element in iterparse(sheet, events=("start", "end")):
+        if event == "start":
+            if element.tag == MAIN + "sheetData":
+                sheet_data = element
+            continue
+        if element.tag != _ROW:
+            continue
+        number = element.get("r")
+        line = int(number) if number else line + 1
+        cells = _row_cells(element, shared, date_styles, epoch)
+        # Parsed rows are dropped at once: memory stays one row deep.
+        element.clear()
+        if sheet_data is not None:
+            sheet_data.clear()
+        while cells and cells[-1] == "":
+            cells.pop()
+        if cells:
+            yield line, cells
 
 
 def _row_cells(row: Element, shared: list[str], date_styles: frozenset[str], epoch: datetime) -> list[str]:

@@ -63,6 +63,8 @@ def import_json(row: dict[str, Any], file_ids: list[int], counters: dict[str, in
         "importRequestJson": row["request"],
         "metadata": {"counters": {k: int(v) for k, v in (live or {}).items()},
                      "fileIds": [str(f) for f in file_ids], "objectLists": []},
+        # Corral: why a FAILED import stopped (HubSpot's API gives no reason; the SDK ignores the field).
+        **({"failureReason": row["failure"]} if row["state"] == "FAILED" and row.get("failure") else {}),
     }
 
 
