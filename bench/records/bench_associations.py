@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 import orjson
-from corral_devtools.benchkit import check, ms, pct
+from corral_devtools.benchkit import DirectAuth, check, ms, pct
 from corral_devtools.suite import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,23 +70,6 @@ class Sample:
 
 
 # --- clients ---------------------------------------------------------------------------------------------
-
-
-class DirectAuth(httpx.Auth):
-    """Signs each request for records-svc as the gateway would; re-signs well before the skew limit."""
-
-    def __init__(self, account_id: int) -> None:
-        from crm_common.testing import signed_headers
-
-        self._sign = lambda: signed_headers(account_id)
-        self._headers = self._sign()
-        self._signed_at = time.monotonic()
-
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        if time.monotonic() - self._signed_at > 60:
-            self._headers, self._signed_at = self._sign(), time.monotonic()
-        request.headers.update(self._headers)
-        yield request
 
 
 def client(base_url: str, *, auth: httpx.Auth | None = None, token: str | None = None) -> httpx.AsyncClient:

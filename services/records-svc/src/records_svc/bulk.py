@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 from crm_common.cloudevents import event_dict, now_iso
 from crm_common.outbox import add_events
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository
@@ -380,35 +379,15 @@ async def _reject_foreign_unique_values(session: AsyncSession, account_id: int, 
 async def _insert_new(session: AsyncSession, account_id: int, object_type_id: str, units: list[_Unit],
                       changed_at: str, source_type: str, source_id: str | None, *,
                       operation_id: str | None) -> list[int]:
-    """Insert the new records through COPY; their journal entries are copied from the same staging rows."""
-    raw = await repository.raw_connection(session)
-    # Ids are allocated up front so each unit knows its id without relying on insert order.
-    ids = [r[0] for r in await raw.fetch("SELECT nextval('record_ids') FROM generate_series(1, $1)", len(units))]
-    await raw.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_new_records (id bigint, props jsonb) ON COMMIT DELETE ROWS")
-    await raw.execute("TRUNCATE bulk_new_records")
-    await raw.copy_records_to_table("bulk_new_records", columns=["id", "props"], records=[
-        (record_id, orjson.dumps(unit.properties).decode()) for record_id, unit in zip(ids, units, strict=True)])
+    """Insert the new records (with their journal entries when the write is an operation); returns their ids."""
     # Every value of a new record has one version, its creation: stored once per record, not per value
     # (corral_full_history expands it for readers; migration 0006).
     created_source = {"timestamp": changed_at, "sourceType": source_type}
     if source_id is not None:
         created_source["sourceId"] = source_id
-    await session.execute(
-        text("""
-            INSERT INTO records (id, account_id, object_type_id, properties, created_source)
-            SELECT s.id, :a, :t, s.props, CAST(:created_source AS jsonb) FROM bulk_new_records s
-        """),
-        {"a": account_id, "t": object_type_id, "created_source": orjson.dumps(created_source).decode()},
-    )
-    if operation_id:
-        await session.execute(
-            text("""
-                INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, new_values)
-                SELECT :o, :a, :t, s.id, 'CREATE', s.props FROM bulk_new_records s
-            """),
-            {"o": operation_id, "a": account_id, "t": object_type_id},
-        )
-    return ids
+    return await repository.insert_new_records(session, account_id, object_type_id,
+                                               [orjson.dumps(unit.properties).decode() for unit in units],
+                                               created_source=created_source, operation_id=operation_id)
 
 
 def _event(event_type: str, account_id: int, catalog: PropertyCatalog, record_id: int | None,

@@ -247,11 +247,7 @@ async def claim_unique_values(session: AsyncSession, account_id: int, object_typ
     if not claims:
         return []
     if len(claims) > COPY_THRESHOLD:
-        raw = await raw_connection(session)
-        await raw.execute("CREATE TEMP TABLE IF NOT EXISTS claim_staging (namespace text, value text, record_id bigint) "
-                          "ON COMMIT DELETE ROWS")
-        await raw.execute("TRUNCATE claim_staging")
-        await raw.copy_records_to_table("claim_staging", records=claims)
+        raw = await copy_to_staging(session, "claim_staging", "namespace text, value text, record_id bigint", claims)
         claimed = await raw.fetchval(
             "WITH claimed AS (INSERT INTO unique_values (account_id, object_type_id, namespace, value, record_id) "
             "SELECT $1, $2, namespace, value, record_id FROM claim_staging ON CONFLICT DO NOTHING RETURNING 1) "
@@ -333,11 +329,8 @@ async def insert_associations(session: AsyncSession, account_id: int,
     if not rows:
         return []
     if len(rows) > COPY_THRESHOLD:
-        raw = await raw_connection(session)
-        await raw.execute("CREATE TEMP TABLE IF NOT EXISTS association_staging (ft text, fi bigint, tt text, ti bigint, "
-                          "c text, ty int) ON COMMIT DELETE ROWS")
-        await raw.execute("TRUNCATE association_staging")
-        await raw.copy_records_to_table("association_staging", records=rows)
+        raw = await copy_to_staging(session, "association_staging",
+                                    "ft text, fi bigint, tt text, ti bigint, c text, ty int", rows)
         inserted = await raw.fetch(
             "INSERT INTO associations (account_id, from_object_type_id, from_id, to_object_type_id, to_id, category, "
             "type_id) SELECT $1, ft, fi, tt, ti, c, ty FROM association_staging ON CONFLICT DO NOTHING "
@@ -611,6 +604,36 @@ JOURNAL_COLUMNS = ("operation_id", "account_id", "object_type_id", "record_id", 
                    "association")
 # Above this many rows COPY beats one statement with a JSON parameter.
 COPY_THRESHOLD = 200
+
+
+async def copy_to_staging(session: AsyncSession, table: str, columns: str, records: list[tuple[Any, ...]]) -> Any:
+    """COPY rows into a per-connection temp table emptied at commit; returns the raw connection for the follow-up."""
+    raw = await raw_connection(session)
+    await raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS")
+    await raw.execute(f"TRUNCATE {table}")
+    await raw.copy_records_to_table(table, records=records)
+    return raw
+
+
+async def insert_new_records(session: AsyncSession, account_id: int, object_type_id: str, properties: list[str], *,
+                             created_source: dict[str, str], operation_id: str | None) -> list[int]:
+    """New records (properties as JSON text) through COPY; their journal entries copied from the same rows."""
+    raw = await raw_connection(session)
+    # Ids are allocated up front so each caller's row knows its id without relying on insert order.
+    ids = [r[0] for r in await raw.fetch("SELECT nextval('record_ids') FROM generate_series(1, $1)", len(properties))]
+    await copy_to_staging(session, "bulk_new_records", "id bigint, props jsonb", list(zip(ids, properties, strict=True)))
+    await session.execute(
+        text("INSERT INTO records (id, account_id, object_type_id, properties, created_source) "
+             "SELECT s.id, :a, :t, s.props, CAST(:created_source AS jsonb) FROM bulk_new_records s"),
+        {"a": account_id, "t": object_type_id, "created_source": _json(created_source)},
+    )
+    if operation_id:
+        await session.execute(
+            text("INSERT INTO journal (operation_id, account_id, object_type_id, record_id, kind, new_values) "
+                 "SELECT :o, :a, :t, s.id, 'CREATE', s.props FROM bulk_new_records s"),
+            {"o": operation_id, "a": account_id, "t": object_type_id},
+        )
+    return ids
 
 
 async def raw_connection(session: AsyncSession) -> Any:

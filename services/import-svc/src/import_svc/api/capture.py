@@ -43,8 +43,25 @@ def _platform(value: str | None) -> str:
     return platform
 
 
-async def _save(records: RecordsClient, account_id: int, drafts: list[ContactDraft], *, platform: str,
+def _records(request: Request) -> RecordsClient:
+    return request.app.state.runtime.extras["records"]
+
+
+def _records_failure(exc: RecordsError) -> HubSpotError:
+    """records-svc down is a 502 for the caller; a refusal passes its reason on as a 400."""
+    return HubSpotError(502 if exc.status >= 500 else 400, exc.message)
+
+
+async def _save(request: Request, account_id: int, drafts: list[ContactDraft], *, platform: str,
                 kind: str) -> list[dict[str, Any]]:
+    try:
+        return await _upsert_drafts(_records(request), account_id, drafts, platform=platform, kind=kind)
+    except RecordsError as exc:
+        raise _records_failure(exc) from None
+
+
+async def _upsert_drafts(records: RecordsClient, account_id: int, drafts: list[ContactDraft], *, platform: str,
+                         kind: str) -> list[dict[str, Any]]:
     operation_id = f"capture:{uuid.uuid4().hex}"
     source = dict(zip(ORIGINAL_SOURCE, ("OFFLINE", platform, kind), strict=True))
     outcome: dict[int, dict[str, Any]] = {}
@@ -115,11 +132,7 @@ async def capture_vcards(request: Request, auth: Auth, dryRun: bool = False) -> 
     if dryRun:
         return JSON({"results": [{"index": d.index, "properties": d.properties, "warnings": d.problems}
                                  for d in drafts]})
-    records: RecordsClient = request.app.state.runtime.extras["records"]
-    try:
-        results = await _save(records, auth.account_id, drafts, platform=platform, kind="device-contacts")
-    except RecordsError as exc:
-        raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+    results = await _save(request, auth.account_id, drafts, platform=platform, kind="device-contacts")
     return JSON({"results": results})
 
 
@@ -140,11 +153,7 @@ async def capture_qr(payload: QrCapture, auth: Auth, request: Request) -> Any:
     if payload.dryRun:
         return JSON({"results": [{"index": d.index, "properties": d.properties, "warnings": d.problems}
                                  for d in drafts]})
-    records: RecordsClient = request.app.state.runtime.extras["records"]
-    try:
-        results = await _save(records, auth.account_id, drafts[:1], platform=platform, kind="qr-code-scanner")
-    except RecordsError as exc:
-        raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+    results = await _save(request, auth.account_id, drafts[:1], platform=platform, kind="qr-code-scanner")
     return JSON({"results": results})
 
 
@@ -192,11 +201,7 @@ async def capture_qr_image(request: Request, auth: Auth, dryRun: bool = False) -
     if dryRun:
         return JSON({"text": text, "results": [{"index": d.index, "properties": d.properties, "warnings": d.problems}
                                                for d in drafts]})
-    records: RecordsClient = request.app.state.runtime.extras["records"]
-    try:
-        results = await _save(records, auth.account_id, drafts[:1], platform=platform, kind="qr-code-scanner")
-    except RecordsError as exc:
-        raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+    results = await _save(request, auth.account_id, drafts[:1], platform=platform, kind="qr-code-scanner")
     return JSON({"text": text, "results": results})
 
 
@@ -293,11 +298,11 @@ async def capture_business_card(request: Request, auth: Auth) -> Any:
                            context={"text": [line.text for line in lines]})
     existing_id = None
     if draft.properties.get("email"):
-        records: RecordsClient = request.app.state.runtime.extras["records"]
         try:
-            found = await records.find_by_values(auth.account_id, "0-1", "email", [draft.properties["email"]])
+            found = await _records(request).find_by_values(auth.account_id, "0-1", "email",
+                                                            [draft.properties["email"]])
         except RecordsError as exc:
-            raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+            raise _records_failure(exc) from None
         existing_id = next(iter(found.values()), None)
     return JSON({"text": plain_text(lines),
                  "lines": [{"text": line.text, "confidence": line.confidence} for line in lines],
@@ -341,11 +346,7 @@ async def confirm_business_card(payload: BusinessCardConfirmation, auth: Auth, r
     draft = ContactDraft(index=0, properties=properties)
     if not properties.get("email"):
         draft.problems.append("No email: the contact cannot be deduplicated or associated with a company")
-    records: RecordsClient = request.app.state.runtime.extras["records"]
-    try:
-        results = await _save(records, auth.account_id, [draft], platform=platform, kind="business-card-scanner")
-    except RecordsError as exc:
-        raise HubSpotError(502 if exc.status >= 500 else 400, exc.message) from None
+    results = await _save(request, auth.account_id, [draft], platform=platform, kind="business-card-scanner")
     (result,) = results
     if result["status"] == "ERROR":
         # one card the caller is looking at: say why it was refused rather than answer 200
