@@ -257,6 +257,21 @@ _WRITE_PATHS = ["/sobjects/Account", "/sobjects/Contact", "/composite/sobjects",
                 "/composite/sobjects/Contact", "/jobs/ingest", "/jobs/query"]
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/jobs/query", {"query": True}),
+    ("/jobs/query", {"operation": ["query"], "query": "SELECT Id FROM Account"}),
+    ("/jobs/query", {"query": "SELECT Id FROM Account", "columnDelimiter": ["COMMA"]}),
+    ("/jobs/ingest", {"object": "Account", "operation": {"insert": 1}}),
+    ("/jobs/ingest", {"object": "Account", "operation": "upsert", "externalIdFieldName": 7}),
+], ids=["query not text", "operation a list", "delimiter a list", "operation an object", "external id a number"])
+async def test_bulk_jobs_with_values_of_the_wrong_type_are_refused_as_invalid_jobs(sf: SalesforceApi, path: str,
+                                                                                   body: dict) -> None:
+    """Found by the fuzz test below: these reached the SOQL tokenizer or a set lookup and answered 500."""
+    response = await sf.request("POST", path, content=orjson.dumps(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()[0]["errorCode"] == "INVALIDJOB"
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(path=st.sampled_from(_WRITE_PATHS), method=st.sampled_from(["POST", "PATCH", "DELETE", "GET"]),
        body=_JSON, parameter=st.text(max_size=30))

@@ -112,7 +112,8 @@ def _csv_response(text: str, headers: dict[str, str] | None = None) -> Response:
 def _options(body: dict[str, Any]) -> tuple[str, str]:
     delimiter = body.get("columnDelimiter", "COMMA")
     line_ending = body.get("lineEnding", "LF")
-    if delimiter not in DELIMITERS or line_ending not in LINE_ENDINGS:
+    if not isinstance(delimiter, str) or not isinstance(line_ending, str) or delimiter not in DELIMITERS \
+            or line_ending not in LINE_ENDINGS:
         raise SalesforceError(400, "INVALIDJOB", "InvalidJob : invalid columnDelimiter or lineEnding")
     return delimiter, line_ending
 
@@ -123,7 +124,8 @@ async def create_query_job(version: str, request: Request, org: OrgDep, session:
     check_version(version)
     body = await read_json_object(request)
     operation = body.get("operation", "query")
-    if operation not in QUERY_OPERATIONS or not body.get("query"):
+    if not isinstance(operation, str) or operation not in QUERY_OPERATIONS or not isinstance(body.get("query"), str) \
+            or not body["query"]:
         raise SalesforceError(400, "INVALIDJOB", "InvalidJob : a query job needs operation query|queryAll and query")
     delimiter, line_ending = _options(body)
     compiled, matched, _ = org.store.run_query(body["query"], include_deleted=operation == "queryAll",
@@ -181,9 +183,11 @@ async def create_ingest_job(version: str, request: Request, org: OrgDep, session
     body = await read_json_object(request)
     operation = body.get("operation")
     sobject = org.store.describe(str(body.get("object", "")))
-    if operation not in INGEST_OPERATIONS or sobject is None:
+    if not isinstance(operation, str) or operation not in INGEST_OPERATIONS or sobject is None:
         raise SalesforceError(400, "INVALIDJOB", "InvalidJob : an ingest job needs a known object and an operation "
                                                  f"among {', '.join(INGEST_OPERATIONS)}")
+    if not isinstance(body.get("externalIdFieldName") or "", str):
+        raise SalesforceError(400, "INVALIDJOB", "InvalidJob : externalIdFieldName must be a field name")
     if operation == "upsert" and not body.get("externalIdFieldName"):
         raise SalesforceError(400, "INVALIDJOB", "InvalidJob : External ID was blank for " + sobject.name)
     delimiter, line_ending = _options(body)
