@@ -79,10 +79,13 @@ def _records_payload(body: Any) -> tuple[list[dict[str, Any]], bool]:
     return records, _flag(body.get("allOrNone", False))
 
 
-def _record_type(org: Org, record: dict[str, Any]) -> str:
+def _record_type(org: Org, record: Any) -> str:
+    """The sObject a collection row names; every row operation asks this first, so it also checks the row's shape."""
+    if not isinstance(record, dict):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "Each record must be a JSON object", [])
     attributes = record.get("attributes") or {}
     type_name = attributes.get("type") if isinstance(attributes, dict) else None
-    if not type_name:
+    if not type_name or not isinstance(type_name, str):
         raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.", [])
     definition = org.store.describe(type_name)
     if definition is None:
@@ -96,8 +99,6 @@ async def collection_create(version: str, request: Request, org: OrgDep, session
     records, all_or_none = _records_payload(await read_json_object(request))
 
     def create(record: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(record, dict):
-            raise SalesforceError(400, "JSON_PARSER_ERROR", "Each record must be a JSON object", [])
         record_id = org.store.create(_record_type(org, record), record, user_id=session.user_id)
         return {"id": record_id, "success": True, "errors": []}
 
@@ -110,10 +111,10 @@ async def collection_update(version: str, request: Request, org: OrgDep, session
     records, all_or_none = _records_payload(await read_json_object(request))
 
     def update(record: dict[str, Any]) -> dict[str, Any]:
+        definition = org.store.require_object(_record_type(org, record))
         raw_id = next((value for key, value in record.items() if key.lower() == "id"), None)
         if not raw_id:
             raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call", [])
-        definition = org.store.require_object(_record_type(org, record))
         updated = org.store.update(definition, str(raw_id), record, user_id=session.user_id)
         return {"id": updated["Id"], "success": True, "errors": []}
 
@@ -205,11 +206,18 @@ async def collection_retrieve_post(version: str, sobject: str, request: Request,
     body = await read_json_object(request)
     if not isinstance(body, dict):
         raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be an object with ids and fields")
-    raw_ids = [str(value) for value in body.get("ids") or []]
+    raw_ids = _names(body, "ids")
     if len(raw_ids) > RETRIEVE_LIMIT:
         raise _too_many(RETRIEVE_LIMIT)
-    fields = [str(value) for value in body.get("fields") or []]
+    fields = _names(body, "fields")
     return json_response(_retrieve(org, sobject, raw_ids, fields, version))
+
+
+def _names(body: dict[str, Any], key: str) -> list[str]:
+    values = body.get(key) or []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", f"{key} must be a list of strings")
+    return values
 
 
 # -- composite ------------------------------------------------------------------------------------------------
