@@ -17,11 +17,12 @@ from hubspot.crm.contacts.exceptions import ApiException
 pytestmark = pytest.mark.xdist_group("e2e")
 
 
-async def _listen(queue_name: str, ready: asyncio.Event, found: list[dict], want_id: str) -> None:
+async def _listen(exchange_name: str, queue_name: str, ready: asyncio.Event, found: list[dict],
+                  want_id: str) -> None:
     connection = await aio_pika.connect(DEFAULT_AMQP_URL)
     try:
         channel = await connection.channel()
-        exchange = await channel.declare_exchange("corral.events", aio_pika.ExchangeType.TOPIC, durable=True)
+        exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(queue_name, exclusive=True)
         await queue.bind(exchange, routing_key="record.merged")
         ready.set()
@@ -75,7 +76,7 @@ def test_contacts_merge_through_the_sdk(hubspot) -> None:  # type: ignore[no-unt
     assert 400 <= itself.value.status < 500
 
 
-def test_companies_merge_and_the_record_merged_event(hubspot) -> None:  # type: ignore[no-untyped-def]
+def test_companies_merge_and_the_record_merged_event(hubspot, suite) -> None:  # type: ignore[no-untyped-def]
     tag = uuid.uuid4().hex[:8]
     first = hubspot.crm.companies.basic_api.create(CompanyCreate(properties={"name": f"One {tag}",
                                                                              "domain": f"one-{tag}.com"}))
@@ -85,7 +86,7 @@ def test_companies_merge_and_the_record_merged_event(hubspot) -> None:  # type: 
 
     async def scenario() -> None:
         ready = asyncio.Event()
-        listener = asyncio.create_task(_listen(f"e2e.merged.{tag}", ready, found, first.id))
+        listener = asyncio.create_task(_listen(suite.exchange, f"e2e.merged.{tag}", ready, found, first.id))
         await asyncio.wait_for(ready.wait(), 20)
         merged = await asyncio.to_thread(hubspot.crm.companies.basic_api.merge, public_merge_input=CompanyMerge(
             primary_object_id=first.id, object_id_to_merge=second.id))

@@ -131,6 +131,7 @@ def create_service_app(
                 exchange=settings.exchange,
                 sessionmaker=runtime.sessionmaker,
                 subscriptions=subscriptions,
+                queue_expires_ms=settings.queue_expires_ms,
             )
             await runtime.consumer.start()
         for hook in on_startup:

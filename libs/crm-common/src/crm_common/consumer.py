@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_common.cloudevents import CloudEvent, decode_events
+from crm_common.settings import DEFAULT_EXCHANGE
 
 log = structlog.get_logger(__name__)
 
@@ -31,10 +32,25 @@ class Subscription:
     delivery_limit: int = 5
 
 
-async def declare_dead_letter(channel: aio_pika.abc.AbstractChannel, exchange: str) -> str:
+def queue_name(exchange: str, queue: str) -> str:
+    """`<service>.<purpose>` on the default exchange; prefixed by any other exchange's name.
+
+    Private suites and test runs publish to an exchange of their own (`CORRAL_EXCHANGE`) on a shared
+    broker; without the prefix their consumers would read from one queue and handle each other's events.
+    """
+    return queue if exchange == DEFAULT_EXCHANGE else f"{exchange}.{queue}"
+
+
+def queue_arguments(expires_ms: int | None) -> dict[str, int]:
+    return {"x-expires": expires_ms} if expires_ms else {}
+
+
+async def declare_dead_letter(channel: aio_pika.abc.AbstractChannel, exchange: str,
+                              expires_ms: int | None = None) -> str:
     dlx_name = f"{exchange}.dlx"
     dlx = await channel.declare_exchange(dlx_name, aio_pika.ExchangeType.FANOUT, durable=True)
-    dead = await channel.declare_queue(f"{exchange}.dead-letters", durable=True)
+    dead = await channel.declare_queue(f"{exchange}.dead-letters", durable=True,
+                                       arguments=queue_arguments(expires_ms))
     await dead.bind(dlx)
     return dlx_name
 
@@ -50,12 +66,14 @@ class EventConsumer:
         sessionmaker: async_sessionmaker[AsyncSession],
         subscriptions: Sequence[Subscription],
         prefetch: int = 20,
+        queue_expires_ms: int | None = None,
     ) -> None:
         self._amqp_url = amqp_url
         self._exchange_name = exchange
         self._sessionmaker = sessionmaker
         self._subscriptions = subscriptions
         self._prefetch = prefetch
+        self._queue_expires_ms = queue_expires_ms
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
 
     async def start(self) -> None:
@@ -65,15 +83,16 @@ class EventConsumer:
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
         exchange = await channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
-        dlx_name = await declare_dead_letter(channel, self._exchange_name)
+        dlx_name = await declare_dead_letter(channel, self._exchange_name, self._queue_expires_ms)
         for sub in self._subscriptions:
             queue = await channel.declare_queue(
-                sub.queue,
+                queue_name(self._exchange_name, sub.queue),
                 durable=True,
                 arguments={
                     "x-queue-type": "quorum",
                     "x-delivery-limit": sub.delivery_limit,
                     "x-dead-letter-exchange": dlx_name,
+                    **queue_arguments(self._queue_expires_ms),
                 },
             )
             for key in sub.routing_keys:

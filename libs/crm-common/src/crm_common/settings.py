@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_EXCHANGE = "corral.events"
 # Only for local development; every deployment sets CORRAL_INTERNAL_SECRET from a Secret.
 DEFAULT_INTERNAL_SECRET = "corral-dev-internal-secret-change-me"
 
@@ -28,7 +29,12 @@ class BaseServiceSettings(BaseSettings):
         default=DEFAULT_AMQP_URL, validation_alias=AliasChoices("CORRAL_AMQP_URL", "amqp_url")
     )
     exchange: str = Field(
-        default="corral.events", validation_alias=AliasChoices("CORRAL_EXCHANGE", "exchange")
+        default=DEFAULT_EXCHANGE, validation_alias=AliasChoices("CORRAL_EXCHANGE", "exchange")
+    )
+    # Tests and private suites set a lifetime so the queues of a run they leave behind disappear by
+    # themselves; production queues never expire.
+    queue_expires_ms: int | None = Field(
+        default=None, validation_alias=AliasChoices("CORRAL_QUEUE_EXPIRES_MS", "queue_expires_ms")
     )
     internal_secret: str = Field(
         default=DEFAULT_INTERNAL_SECRET,

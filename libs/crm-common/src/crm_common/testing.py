@@ -18,6 +18,19 @@ from crm_common.settings import DEFAULT_INTERNAL_SECRET, DEFAULT_PG_URL
 PG_URL = os.environ.get("CORRAL_TEST_PG_URL", DEFAULT_PG_URL)
 
 
+def unique_exchange(prefix: str = "corral.test") -> str:
+    """An events exchange of a test's own, so parallel runs on one broker never see each other's events.
+
+    Pass it as `exchange=` to a service's settings (consumers prefix their queue names with it) and
+    set `queue_expires_ms` so the queues a run leaves behind expire.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"{prefix}.{worker}.{uuid.uuid4().hex[:8]}"
+
+
+TEST_QUEUE_EXPIRES_MS = 10 * 60 * 1000
+
+
 def unique_database_url(prefix: str) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     return f"{PG_URL}/{prefix}_{worker}_{uuid.uuid4().hex[:8]}"

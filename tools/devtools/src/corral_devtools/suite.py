@@ -52,6 +52,9 @@ class Suite:
     emulator_ports: tuple[int, int] = (8090, 8443)
     log_dir: Path = ROOT / ".run" / "logs"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # A private suite publishes to its own exchange (its consumers' queues are named after it and
+    # expire once it stops), so several suites can share one broker.
+    exchange: str | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +65,7 @@ class Suite:
             databases={name: f"{PG_URL}/corral_{tag}_{name.replace('-', '_')}" for name in SERVICES},
             emulator_ports=(free_port(), free_port()),
             log_dir=ROOT / ".run" / "logs" / tag,
+            exchange=f"corral.test.{tag}",
             **kw,  # type: ignore[arg-type]
         )
 
@@ -98,6 +102,9 @@ class Suite:
             "SF_EMULATOR_HTTPS_PORT": str(self.emulator_ports[1]),
             "SF_EMULATOR_CERT_DIR": str(ROOT / ".run"),
         })
+        if self.exchange:
+            env["CORRAL_EXCHANGE"] = self.exchange
+            env["CORRAL_QUEUE_EXPIRES_MS"] = str(10 * 60 * 1000)
         env.update(self.extra_env)
         return env
 
