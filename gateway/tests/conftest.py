@@ -202,6 +202,7 @@ class GatewayProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    metrics_url: str = ""
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()
@@ -209,11 +210,12 @@ class GatewayProcess:
 
 def start_gateway(tmp: Path, name: str, database_url: str, backends: dict[str, str],
                   **extra_env: str) -> GatewayProcess:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
+        "GATEWAY_METRICS_PORT": str(metrics_port),
         "GATEWAY_DATABASE_URL": database_url,
         "CORRAL_INTERNAL_SECRET": SECRET,
         "CORRAL_LOG_JSON": "true",
@@ -239,7 +241,8 @@ def start_gateway(tmp: Path, name: str, database_url: str, backends: dict[str, s
             process.kill()
             raise RuntimeError(f"gateway did not start:\n{log_path.read_text()}")
         time.sleep(0.1)
-    return GatewayProcess(url=url, process=process, log_path=log_path, env=env)
+    return GatewayProcess(url=url, process=process, log_path=log_path, env=env,
+                          metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
 
 
 def stop_gateway(gateway: GatewayProcess) -> None:

@@ -15,6 +15,7 @@ from crm_common.auth import REQUEST_ID_HEADER
 from crm_common.db import make_engine
 from crm_common.errors import install_error_handlers
 from crm_common.logging import configure_logging, set_request_id
+from crm_common.observability import metrics, tracing
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -23,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral_gateway import health
+from corral_gateway.metrics import MetricsListener
 from corral_gateway.openapi import OpenAPIMerger
 from corral_gateway.proxy import PROXY_METHODS, proxy
 from corral_gateway.ratelimit import RateLimiter
@@ -81,6 +83,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        metrics.watch_pool(engine)
+        listener = MetricsListener(host=settings.host, port=settings.metrics_port)
+        listener.start()
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
                                   write=settings.write_timeout, pool=settings.pool_timeout),
@@ -100,14 +105,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await listener.stop()
             await tokens.aclose()
             await client.aclose()
+            metrics.forget_pool(engine)
             await engine.dispose()
+            tracing.shutdown(tracer_provider)
+            metrics.mark_worker_gone()
 
     # FastAPI's own docs are off: /openapi.json and /docs serve the merged public document instead.
     app = FastAPI(title="Corral gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_middleware(AccessMiddleware)
+    tracer_provider = tracing.instrument_app(app, settings.service_name)
     app.include_router(health.router)
 
     @app.get("/openapi.json", include_in_schema=False)

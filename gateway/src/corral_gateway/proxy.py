@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -9,11 +10,14 @@ import httpx
 import structlog
 from crm_common.auth import AUTH_HEADER, REQUEST_ID_HEADER, AuthContext, sign_context
 from crm_common.logging import current_request_id
+from crm_common.observability.metrics import UNMATCHED_ROUTE
+from opentelemetry import trace
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from corral_gateway import errors
+from corral_gateway.metrics import REJECTIONS, UPSTREAM_DURATION, UPSTREAM_FAILURES
 from corral_gateway.routing import resolve, split_path
 from corral_gateway.runtime import GatewayRuntime
 from corral_gateway.tokens import TokenRecord
@@ -53,23 +57,26 @@ async def proxy(request: Request) -> Response:
     runtime: GatewayRuntime = request.app.state.runtime
     settings = runtime.settings
     path: str = request.scope["path"]
+    resolution = resolve(request.method, path)
+    _name_route(request, resolution.pattern if resolution else UNMATCHED_ROUTE)
     if split_path(path) is None:  # /internal/... and dot segments: never exposed, not even to tokens
-        return errors.not_found()
+        return _rejected("no_route", errors.not_found())
 
     token = _bearer_token(request)
     if token is None:
-        return errors.unauthorized(errors.HAPIKEY_GONE if "hapikey" in request.query_params
-                                   else errors.AUTH_NOT_FOUND)
+        return _rejected("unauthenticated", errors.unauthorized(
+            errors.HAPIKEY_GONE if "hapikey" in request.query_params else errors.AUTH_NOT_FOUND))
     try:
         record = await runtime.tokens.lookup(token)
     except Exception as exc:  # noqa: BLE001 - any failure means "not available"
         log.error("token store unavailable", error=repr(exc))
-        return errors.error_response(503, "The authentication store is unavailable; retry shortly.",
-                                     category="SERVICE_UNAVAILABLE", headers={"Retry-After": "1"})
+        return _rejected("auth_store_unavailable", errors.error_response(
+            503, "The authentication store is unavailable; retry shortly.",
+            category="SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}))
     if record is None:
-        return errors.unauthorized(errors.INVALID_TOKEN)
+        return _rejected("invalid_token", errors.unauthorized(errors.INVALID_TOKEN))
     if record.revoked_at is not None:
-        return errors.revoked(max(0, (datetime.now(UTC) - record.revoked_at).days))
+        return _rejected("revoked_token", errors.revoked(max(0, (datetime.now(UTC) - record.revoked_at).days)))
     request.scope.setdefault("state", {})["account_id"] = record.account_id
     structlog.contextvars.bind_contextvars(account_id=record.account_id, token_id=record.id)
 
@@ -81,15 +88,28 @@ async def proxy(request: Request) -> Response:
     )
     if not decision.allowed:
         assert decision.policy is not None
-        return errors.rate_limited(decision.policy, decision.headers)
+        return _rejected("rate_limited", errors.rate_limited(decision.policy, decision.headers))
 
-    resolution = resolve(request.method, path)
     if resolution is None:
-        return errors.not_found(decision.headers)
+        return _rejected("no_route", errors.not_found(decision.headers))
     missing = [s for s in resolution.required_scopes if s not in record.scopes]
     if missing:
-        return errors.missing_scopes(missing, decision.headers)
+        return _rejected("missing_scopes", errors.missing_scopes(missing, decision.headers))
     return await _forward(request, runtime, resolution.backend, record, decision.headers)
+
+
+def _name_route(request: Request, pattern: str) -> None:
+    """Metrics and the server span name the route by the routing table's pattern, not the raw path."""
+    request.scope.setdefault("state", {})["route"] = pattern
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{request.method} {pattern}")
+        span.set_attribute("http.route", pattern)
+
+
+def _rejected(reason: str, response: Response) -> Response:
+    REJECTIONS.labels(reason).inc()
+    return response
 
 
 async def _forward(request: Request, runtime: GatewayRuntime, backend: str, record: TokenRecord,
@@ -120,20 +140,25 @@ async def _forward(request: Request, runtime: GatewayRuntime, backend: str, reco
         content=request.stream() if has_body else None,
     )
     name = f"{backend} service"
+    started = time.perf_counter()
     try:
         upstream = await runtime.client.send(upstream_request, stream=True)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        UPSTREAM_FAILURES.labels(backend, "unavailable").inc()
         log.warning("backend unavailable", backend=backend, error=repr(exc))
         return errors.error_response(503, f"The {name} is unavailable; retry shortly.",
                                      category="SERVICE_UNAVAILABLE", headers=extra_headers)
     except httpx.TimeoutException as exc:
+        UPSTREAM_FAILURES.labels(backend, "timeout").inc()
         log.warning("backend timed out", backend=backend, error=repr(exc))
         return errors.error_response(504, f"The {name} did not answer in time.",
                                      category="GATEWAY_TIMEOUT", headers=extra_headers)
     except httpx.TransportError as exc:
+        UPSTREAM_FAILURES.labels(backend, "broken").inc()
         log.warning("backend connection failed", backend=backend, error=repr(exc))
         return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
                                      category="BAD_GATEWAY", headers=extra_headers)
+    UPSTREAM_DURATION.labels(backend).observe(time.perf_counter() - started)
 
     headers_out = _filter_headers(upstream.headers.raw, DROP_FROM_UPSTREAM) + [
         (k.lower().encode(), v.encode()) for k, v in extra_headers.items()
@@ -145,6 +170,7 @@ async def _forward(request: Request, runtime: GatewayRuntime, backend: str, reco
             # Raw bytes: a compressed body passes through untouched, matching its content-length.
             content = b"".join([chunk async for chunk in upstream.aiter_raw()])
         except httpx.TransportError as exc:
+            UPSTREAM_FAILURES.labels(backend, "broken").inc()
             log.warning("backend connection failed mid-response", backend=backend, error=repr(exc))
             return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
                                          category="BAD_GATEWAY", headers=extra_headers)

@@ -108,6 +108,8 @@ READ_ONLY_POST_SUFFIXES: tuple[tuple[str, ...], ...] = (("search",), ("batch", "
 class Resolution:
     backend: str
     required_scopes: list[str]
+    # The routing table's pattern: what metrics and traces name the route by (never the raw path).
+    pattern: str
 
 
 def split_path(path: str) -> list[str] | None:
@@ -139,5 +141,5 @@ def resolve(method: str, path: str, routes: Sequence[Route] = ROUTES) -> Resolut
     for route in routes:
         if route.matches(method, segments):
             scopes = route.scopes(segments, is_write(method, segments))
-            return Resolution(route.backend, list(dict.fromkeys(scopes)))
+            return Resolution(route.backend, list(dict.fromkeys(scopes)), route.pattern)
     return None

@@ -19,6 +19,9 @@ class GatewaySettings(BaseServiceSettings):
     database_url: str = f"{DEFAULT_PG_URL}/corral_gateway"
     db_pool_size: int = 5
 
+    # Prometheus figures are served on this port (same host), never on the public one (0 turns them off).
+    metrics_port: int = 9080
+
     records_url: str = "http://127.0.0.1:8101"
     imports_url: str = "http://127.0.0.1:8102"
     merges_url: str = "http://127.0.0.1:8103"

@@ -21,6 +21,7 @@ from crm_common.db import make_engine, make_sessionmaker
 from crm_common.errors import error_body, install_error_handlers
 from crm_common.health import health_router
 from crm_common.logging import configure_logging, set_request_id
+from crm_common.observability import metrics, tracing
 from crm_common.outbox import OutboxRelay
 from crm_common.responses import FastJSONResponse
 from crm_common.settings import BaseServiceSettings
@@ -104,13 +105,18 @@ def create_service_app(
     subscriptions: Sequence[Subscription] = (),
     on_startup: Sequence[StartupHook] = (),
     on_shutdown: Sequence[StartupHook] = (),
+    state_metrics: Sequence[metrics.StateMetric] = (),
     version: str = "0.1.0",
 ) -> FastAPI:
+    """`state_metrics`: the service's figures read from its database or broker when scraped
+    (`crm_common.observability.metrics`); the outbox backlog and the consumers' queues are always there."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                              pre_ping=settings.db_pool_pre_ping)
+        metrics.watch_pool(engine)
         runtime = ServiceRuntime(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine))
         app.state.runtime = runtime
         try:
@@ -150,7 +156,10 @@ def create_service_app(
             if runtime.broker:
                 with contextlib.suppress(Exception):
                     await runtime.broker.close()
+            metrics.forget_pool(engine)
             await engine.dispose()
+            tracing.shutdown(tracer_provider)
+            metrics.mark_worker_gone()
 
     app = FastAPI(
         title=title,
@@ -163,6 +172,12 @@ def create_service_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, secret=settings.internal_secret)
+    # Outermost: the figures count every answer, the auth refusals included.
+    app.add_middleware(metrics.RequestMetricsMiddleware)
+    tracer_provider = tracing.instrument_app(app, settings.service_name)
+    app.state.metrics = metrics.MetricsExporter(state_metrics=[*metrics.STANDARD_STATE_METRICS, *state_metrics])
+    # Not through the gateway (it routes no /metrics) and not in the public OpenAPI document.
+    app.add_route("/metrics", metrics.metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.include_router(health_router)
     for router in routers:
         app.include_router(router)

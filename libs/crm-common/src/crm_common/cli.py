@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,12 +12,25 @@ import uvicorn
 from fastapi import FastAPI
 
 from crm_common.db import prepare_database
+from crm_common.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from crm_common.settings import BaseServiceSettings
 
 
 def serve(app_factory: Callable[[BaseServiceSettings], FastAPI], settings: BaseServiceSettings) -> None:
+    """One process, or `WEB_CONCURRENCY` uvicorn workers that each build the app from the environment.
+
+    With several workers the metrics go through PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory
+    when it is not set) so that a scrape, answered by any worker, adds up all of them.
+    """
+    workers = settings.workers
+    if workers > 1:
+        directory = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="corral-metrics-")
+        prepare_multiprocess_dir(directory)
+        os.environ[MULTIPROC_ENV] = directory  # inherited by the workers uvicorn spawns
     uvicorn.run(
-        app_factory(settings),
+        f"{app_factory.__module__}:{app_factory.__qualname__}" if workers > 1 else app_factory(settings),
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

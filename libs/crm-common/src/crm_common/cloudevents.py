@@ -32,6 +32,10 @@ class CloudEvent(BaseModel):
     datacontenttype: str = "application/json"
     corralaccount: int
     data: dict[str, Any] = Field(default_factory=dict)
+    # The CloudEvents distributed-tracing extension: the W3C trace context of the change that made the
+    # event, so a subscriber continues that trace (set by the outbox when tracing is on).
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 # A random per-process prefix and a counter: unique across processes and restarts, and ~20x cheaper

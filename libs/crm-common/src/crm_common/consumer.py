@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import aio_pika
 import structlog
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_common.cloudevents import CloudEvent, decode_events
+from crm_common.observability import metrics, tracing
 from crm_common.settings import DEFAULT_EXCHANGE
 
 log = structlog.get_logger(__name__)
@@ -53,6 +57,15 @@ async def declare_dead_letter(channel: aio_pika.abc.AbstractChannel, exchange: s
                                        arguments=queue_arguments(expires_ms))
     await dead.bind(dlx)
     return dlx_name
+
+
+@dataclass
+class QueueDepths:
+    """Ready messages and attached consumers per queue, and the dead-letter queue's depth."""
+
+    queues: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dead_letter_queue: str = ""
+    dead_letters: int = 0
 
 
 class EventConsumer:
@@ -99,6 +112,20 @@ class EventConsumer:
                 await queue.bind(exchange, routing_key=key)
             await queue.consume(self._make_callback(sub))
 
+    async def queue_depths(self) -> QueueDepths:
+        """Asked of the broker (passive declares), so every replica reports the queues' real state."""
+        if self._connection is None:
+            raise ConnectionError("the consumer is not connected")
+        depths = QueueDepths(dead_letter_queue=f"{self._exchange_name}.dead-letters")
+        async with self._connection.channel() as channel:
+            for sub in self._subscriptions:
+                name = queue_name(self._exchange_name, sub.queue)
+                declared = (await channel.declare_queue(name, passive=True)).declaration_result
+                depths.queues[sub.queue] = (declared.message_count or 0, declared.consumer_count or 0)
+            dead = (await channel.declare_queue(depths.dead_letter_queue, passive=True)).declaration_result
+            depths.dead_letters = dead.message_count or 0
+        return depths
+
     async def stop(self) -> None:
         if self._connection:
             with contextlib.suppress(Exception):
@@ -106,23 +133,58 @@ class EventConsumer:
 
     def _make_callback(self, sub: Subscription) -> Callable[[aio_pika.abc.AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            started = time.perf_counter()
+            if message.redelivered:
+                metrics.CONSUMER_REDELIVERIES.labels(sub.queue).inc()
             try:
                 events = decode_events(message.body, message.content_type)
             except Exception as exc:
                 log.error("undecodable event dead-lettered", queue=sub.queue, error=repr(exc))
+                metrics.CONSUMER_MESSAGES.labels(sub.queue, "rejected").inc()
                 await message.reject(requeue=False)
                 return
-            try:
-                for event in events:
-                    await handle_once(self._sessionmaker, sub.queue, event, sub.handler)
-            except Exception as exc:
-                log.warning("event handler failed; will retry", queue=sub.queue, error=repr(exc))
-                await asyncio.sleep(0.2)
-                await message.nack(requeue=True)
-                return
+            traceparents = list(dict.fromkeys(e.traceparent for e in events if e.traceparent))
+            with tracing.continued_span(
+                f"process {message.routing_key}", traceparent=traceparents[0] if traceparents else None,
+                kind=SpanKind.CONSUMER, tracer_name="crm_common.consumer", links=traceparents[1:],
+                attributes={"messaging.system": "rabbitmq", "messaging.operation.type": "process",
+                            "messaging.destination.name": self._exchange_name,
+                            "messaging.destination.subscription.name": sub.queue,
+                            "messaging.rabbitmq.destination.routing_key": message.routing_key or "",
+                            "messaging.message.id": message.message_id or "",
+                            "messaging.batch.message_count": len(events)},
+            ) as span:
+                try:
+                    for event in events:
+                        handled = await handle_once(self._sessionmaker, sub.queue, event, sub.handler)
+                        metrics.CONSUMER_EVENTS.labels(sub.queue, "handled" if handled else "duplicate").inc()
+                except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR)
+                    log.warning("event handler failed; will retry", queue=sub.queue, error=repr(exc))
+                    metrics.CONSUMER_EVENTS.labels(sub.queue, "failed").inc()
+                    metrics.CONSUMER_MESSAGES.labels(sub.queue, "retried").inc()
+                    await asyncio.sleep(0.2)
+                    await message.nack(requeue=True)
+                    return
+                finally:
+                    metrics.CONSUMER_HANDLE_DURATION.labels(sub.queue).observe(time.perf_counter() - started)
             await message.ack()
+            metrics.CONSUMER_MESSAGES.labels(sub.queue, "acked").inc()
+            lag = event_age(events[0]) if events else None
+            if lag is not None:
+                metrics.CONSUMER_LAG.labels(sub.queue).observe(lag)
 
         return on_message
+
+
+def event_age(event: CloudEvent) -> float | None:
+    """Seconds since the event was made (its CloudEvents `time`); None if the time is unreadable."""
+    try:
+        made = datetime.fromisoformat(event.time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(time.time() - made.timestamp(), 0.0)
 
 
 async def handle_once(

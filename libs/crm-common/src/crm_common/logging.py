@@ -9,6 +9,8 @@ from contextvars import ContextVar
 
 import structlog
 
+from crm_common.observability.tracing import add_trace_ids
+
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
@@ -33,6 +35,7 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

@@ -15,6 +15,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import structlog
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -25,6 +26,7 @@ from crm_common.cloudevents import (
     encode_batch,
     encode_event,
 )
+from crm_common.observability import metrics, tracing
 from crm_common.settings import to_plain_url
 
 log = structlog.get_logger(__name__)
@@ -39,8 +41,26 @@ _INSERT = text(
 )
 
 
+def _stamp_trace(events: Sequence[CloudEvent] | Sequence[dict[str, Any]]) -> None:
+    """Events carry the trace of the change that made them (nothing to do when tracing is off)."""
+    traceparent = tracing.current_traceparent()
+    if traceparent is None:
+        return
+    for event in events:
+        if isinstance(event, dict):
+            event.setdefault("traceparent", traceparent)
+        elif event.traceparent is None:
+            event.traceparent = traceparent
+
+
+def _count_written(event_type: str, count: int) -> None:
+    metrics.OUTBOX_EVENTS_WRITTEN.labels(event_type).inc(count)
+
+
 async def add_event(session: AsyncSession | AsyncConnection, event: CloudEvent) -> None:
     """Queue one event in the caller's transaction."""
+    _stamp_trace([event])
+    _count_written(event.type, 1)
     await session.execute(
         _INSERT,
         {
@@ -55,12 +75,14 @@ async def add_event(session: AsyncSession | AsyncConnection, event: CloudEvent) 
 async def add_events(session: AsyncSession | AsyncConnection,
                      events: Sequence[CloudEvent] | Sequence[dict[str, Any]]) -> None:
     """Queue many events in the caller's transaction, as CloudEvents batches grouped by type."""
+    _stamp_trace(events)
     by_type: dict[str, list[Any]] = {}
     for event in events:
         event_type = event["type"] if isinstance(event, dict) else event.type
         by_type.setdefault(event_type, []).append(event)
     rows = []
     for event_type, group in by_type.items():
+        _count_written(event_type, len(group))
         for start in range(0, len(group), MAX_EVENTS_PER_BATCH):
             chunk = group[start : start + MAX_EVENTS_PER_BATCH]
             rows.append(
@@ -77,11 +99,13 @@ async def add_events(session: AsyncSession | AsyncConnection,
 
 async def add_events_asyncpg(conn: asyncpg.Connection, events: Sequence[CloudEvent]) -> None:
     """The same as add_events for bulk paths that run on a raw asyncpg connection."""
+    _stamp_trace(events)
     by_type: dict[str, list[CloudEvent]] = {}
     for event in events:
         by_type.setdefault(event.type, []).append(event)
     rows = []
     for event_type, group in by_type.items():
+        _count_written(event_type, len(group))
         for start in range(0, len(group), MAX_EVENTS_PER_BATCH):
             chunk = group[start : start + MAX_EVENTS_PER_BATCH]
             rows.append((event_type, BATCH_CONTENT_TYPE, encode_batch(chunk), len(chunk)))
@@ -114,6 +138,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.published_messages = 0
+        # None when tracing is off: then a row's body is never searched for its trace context.
+        self._tracer = tracing.tracer("crm_common.outbox") if tracing.active_provider() is not None else None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._source}")
@@ -138,6 +164,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker or the database went away: retry, the rows stay
+                metrics.OUTBOX_RELAY_INTERRUPTIONS.inc()
                 log.warning("outbox relay interrupted; retrying", error=repr(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -169,28 +196,76 @@ class OutboxRelay:
     async def _publish_batch(self, db: asyncpg.Connection, exchange: aio_pika.abc.AbstractExchange) -> int:
         async with db.transaction():
             rows = await db.fetch(
-                "SELECT id, event_type, content_type, body FROM outbox ORDER BY id "
+                "SELECT id, event_type, content_type, body, event_count, "
+                "extract(epoch FROM clock_timestamp() - created_at) AS waited FROM outbox ORDER BY id "
                 "LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
             if not rows:
                 return 0
-            confirmations = [
-                exchange.publish(
-                    aio_pika.Message(
-                        body=bytes(row["body"]),
-                        content_type=row["content_type"],
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=f"{self._source}:{row['id']}",
-                        app_id=self._source,
-                    ),
-                    routing_key=row["event_type"],
-                )
-                for row in rows
-            ]
-            # Raises if the broker nacks or the channel drops: the transaction rolls back and the
-            # rows are published again later (at least once; consumers deduplicate by event id).
-            await asyncio.gather(*confirmations)
+            spans: list[Span] = []
+            confirmations = [self._publish(exchange, row, spans) for row in rows]
+            try:
+                # Raises if the broker nacks or the channel drops: the transaction rolls back and the
+                # rows are published again later (at least once; consumers deduplicate by event id).
+                await asyncio.gather(*confirmations)
+            except Exception as exc:
+                for span in spans:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR)
+                raise
+            finally:
+                for span in spans:
+                    span.end()
             await db.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.published_messages += len(rows)
+        for row in rows:
+            metrics.OUTBOX_MESSAGES_PUBLISHED.labels(row["event_type"]).inc()
+            metrics.OUTBOX_EVENTS_PUBLISHED.labels(row["event_type"]).inc(row["event_count"])
+            metrics.OUTBOX_PUBLISH_LAG.observe(max(float(row["waited"] or 0), 0.0))
         return len(rows)
+
+    def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record, spans: list[Span]) -> Any:
+        body = bytes(row["body"])
+        message_id = f"{self._source}:{row['id']}"
+        headers: dict[str, Any] = {}
+        if self._tracer is not None:
+            span = self._tracer.start_span(
+                f"publish {row['event_type']}", context=tracing.context_from(traceparent_in(body)),
+                kind=SpanKind.PRODUCER, attributes={
+                    "messaging.system": "rabbitmq", "messaging.operation.type": "send",
+                    "messaging.destination.name": self._exchange_name,
+                    "messaging.rabbitmq.destination.routing_key": row["event_type"],
+                    "messaging.message.id": message_id, "messaging.batch.message_count": row["event_count"],
+                })
+            spans.append(span)
+            # AMQP tools that do not read CloudEvents bodies still see where the message came from.
+            headers[tracing.TRACEPARENT] = tracing.traceparent_of(span)
+        return exchange.publish(
+            aio_pika.Message(
+                body=body,
+                content_type=row["content_type"],
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+                app_id=self._source,
+                headers=headers or None,
+            ),
+            routing_key=row["event_type"],
+        )
+
+
+_TRACEPARENT_KEY = b'"traceparent":"'
+# version-traceid-spanid-flags: 2 + 1 + 32 + 1 + 16 + 1 + 2
+_TRACEPARENT_LENGTH = 55
+
+
+def traceparent_in(body: bytes) -> str | None:
+    """The first event's `traceparent` in an outbox body, found without parsing a whole batch.
+
+    Every event of one outbox row comes from one transaction, so the first one's context is the row's.
+    """
+    at = body.find(_TRACEPARENT_KEY)
+    if at < 0:
+        return None
+    start = at + len(_TRACEPARENT_KEY)
+    return body[start : start + _TRACEPARENT_LENGTH].decode("ascii", "replace")

@@ -42,6 +42,8 @@ class BaseServiceSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CORRAL_LOG_LEVEL", "log_level"))
     log_json: bool = Field(default=True, validation_alias=AliasChoices("CORRAL_LOG_JSON", "log_json"))
+    # uvicorn worker processes (uvicorn's and gunicorn's usual variable); in Kubernetes prefer replicas.
+    workers: int = Field(default=1, ge=1, validation_alias=AliasChoices("WEB_CONCURRENCY", "workers"))
     run_outbox_relay: bool = True
     run_consumers: bool = True
 

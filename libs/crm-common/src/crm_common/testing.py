@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -63,3 +64,50 @@ async def asgi_client(app: FastAPI, account_id: int | None = None) -> AsyncItera
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test",
                                      headers=headers, timeout=60) as client:
             yield client
+
+
+@contextmanager
+def recording_spans() -> Iterator[Any]:
+    """Traces on for the apps created inside the block, their spans kept in memory; yields the exporter.
+
+    `exporter.get_finished_spans()` lists them. Client instrumentation (httpx, asyncpg) is process-wide
+    while the block lasts and removed after it, so other tests pay nothing for it.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from crm_common.observability import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=tracing.without_orphans(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.set_override(provider)
+    tracing.install_client_instrumentation(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.remove_client_instrumentation()
+        tracing.set_override(None)
+        provider.shutdown()
+
+
+class Scrape:
+    """A parsed `/metrics` answer: `scrape.value(name, **labels)` adds up the samples that match."""
+
+    def __init__(self, text: str) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        self.text = text
+        self.samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+    def value(self, name: str, **labels: str) -> float:
+        return sum(s.value for s in self.samples
+                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    def has(self, name: str, **labels: str) -> bool:
+        return any(s.name == name and all(s.labels.get(k) == v for k, v in labels.items()) for s in self.samples)
+
+    def labels(self, name: str, label: str) -> set[str]:
+        return {s.labels[label] for s in self.samples if s.name == name and label in s.labels}

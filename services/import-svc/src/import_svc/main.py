@@ -11,6 +11,7 @@ from crm_common.http import ServiceClient
 from fastapi import FastAPI
 
 from import_svc.api import capture, imports, preview
+from import_svc.metrics import STATE_METRICS
 from import_svc.records import RecordsClient
 from import_svc.settings import Settings
 from import_svc.worker import ImportWorker
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
         routers=[imports.router, imports.corral_router, preview.router, capture.router],
         on_startup=[start],
         on_shutdown=[stop],
+        state_metrics=STATE_METRICS,
     )
 
 

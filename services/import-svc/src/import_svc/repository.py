@@ -22,12 +22,13 @@ async def active_count(session: AsyncSession, account_id: int) -> int:
 
 
 async def insert_import(session: AsyncSession, *, account_id: int, name: str, state: str, request: dict[str, Any],
-                        mapped: list[str], counters: dict[str, int]) -> dict[str, Any]:
+                        mapped: list[str], counters: dict[str, int], trace_parent: str | None = None
+                        ) -> dict[str, Any]:
     row = (await session.execute(text("""
-        INSERT INTO imports (account_id, name, state, request, mapped_object_type_ids, counters)
-        VALUES (:a, :n, :s, CAST(:r AS jsonb), :m, CAST(:c AS jsonb)) RETURNING *"""),
+        INSERT INTO imports (account_id, name, state, request, mapped_object_type_ids, counters, trace_parent)
+        VALUES (:a, :n, :s, CAST(:r AS jsonb), :m, CAST(:c AS jsonb), :t) RETURNING *"""),
         {"a": account_id, "n": name, "s": state, "r": orjson.dumps(request).decode(), "m": mapped,
-         "c": orjson.dumps(counters).decode()})).mappings().one()
+         "c": orjson.dumps(counters).decode(), "t": trace_parent})).mappings().one()
     await session.execute(text("INSERT INTO import_checkpoints (import_id, counters) VALUES (:i, CAST(:c AS jsonb))"),
                           {"i": row["id"], "c": orjson.dumps(counters).decode()})
     return dict(row)
@@ -51,6 +52,11 @@ async def get_import(session: AsyncSession, account_id: int, import_id: int, *, 
 async def load_import(session: AsyncSession, import_id: int) -> dict[str, Any] | None:
     row = (await session.execute(text("SELECT * FROM imports WHERE id = :i"), {"i": import_id})).mappings().first()
     return dict(row) if row else None
+
+
+async def trace_parent(session: AsyncSession, import_id: int) -> str | None:
+    return (await session.execute(text("SELECT trace_parent FROM imports WHERE id = :i"),
+                                  {"i": import_id})).scalar_one_or_none()
 
 
 async def file_rows(session: AsyncSession, import_id: int) -> list[dict[str, Any]]:

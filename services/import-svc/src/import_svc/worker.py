@@ -22,9 +22,10 @@ import structlog
 from crm_common.app import ServiceRuntime
 from crm_common.cloudevents import CloudEvent
 from crm_common.db import transaction
+from crm_common.observability import tracing
 from crm_common.outbox import add_event
 
-from import_svc import repository
+from import_svc import metrics, repository
 from import_svc.files import FileLayout, FileProblem, batches, inspect
 from import_svc.pipeline import BoundFile, JobContext, process_batch
 from import_svc.plan import InvalidImportRequest, bind_columns, parse_plan
@@ -39,9 +40,9 @@ class SimulatedCrash(Exception):
     """Raised by the fault-injection setting: the worker stops as if its process died."""
 
 
-def import_event(event_type: str, row: dict[str, Any], **data: Any) -> CloudEvent:
+def import_event(event_type: str, row: dict[str, Any], *, traceparent: str | None = None, **data: Any) -> CloudEvent:
     return CloudEvent(source="import-svc", type=event_type, subject=f"imports/{row['id']}",
-                      corralaccount=row["account_id"],
+                      corralaccount=row["account_id"], traceparent=traceparent,
                       data={"importId": str(row["id"]), "name": row["name"], "state": row["state"], **data})
 
 
@@ -90,7 +91,9 @@ class ImportWorker:
                             per_account=self.settings.max_processing_per_account)
                         await repository.defer_waiting(session, self.settings.max_processing_per_account)
                         if job and job["first_start"]:
-                            await add_event(session, import_event("import.started", job))
+                            # Claimed outside any request: the event joins the trace that started the import.
+                            await add_event(session, import_event("import.started", job,
+                                                                  traceparent=job.get("trace_parent")))
                 except BaseException:
                     self._slots.release()
                     raise
@@ -162,7 +165,13 @@ class ImportWorker:
 
     async def _run_guarded(self, import_id: int) -> None:
         try:
-            await self.run(import_id)
+            async with transaction(self.runtime.sessionmaker) as session:
+                started_by = await repository.trace_parent(session, import_id)
+            # The worker's calls to records-svc, and the events of the records it writes, continue the
+            # trace of the request that started the import (on whichever replica resumes it).
+            with tracing.continued_span("import", traceparent=started_by, tracer_name="import_svc.worker",
+                                        attributes={"corral.import.id": import_id}):
+                await self.run(import_id)
         except SimulatedCrash:
             log.warning("simulated crash", import_id=import_id)
             self._stopping = True
@@ -201,6 +210,7 @@ class ImportWorker:
                                              counters=checkpoint["counters"])
             await add_event(session, import_event("import.failed", row, message=message,
                                                   counters=checkpoint["counters"]))
+        metrics.FINISHED.labels("FAILED").inc()
 
     async def run(self, import_id: int) -> None:
         async with transaction(self.runtime.sessionmaker) as session:
@@ -256,7 +266,11 @@ class ImportWorker:
                 checkpoint["inflight_at"] = None
                 async with transaction(self.runtime.sessionmaker) as session:
                     await repository.mark_inflight(session, import_id)
-                outcome = await process_batch(ctx, bound, batch)
+                batch_started = time.perf_counter()
+                with tracing.continued_span("import batch", traceparent=None, tracer_name="import_svc.worker",
+                                            attributes={"corral.import.rows": len(batch)}):
+                    outcome = await process_batch(ctx, bound, batch)
+                metrics.count_batch(outcome.counters, time.perf_counter() - batch_started)
                 batches_done += 1
                 if self.settings.worker_crash_after_batches and batches_done >= self.settings.worker_crash_after_batches:
                     raise SimulatedCrash()
@@ -281,6 +295,7 @@ class ImportWorker:
                 return
             row = await repository.set_state(session, import_id, "DONE", completed=True, counters=dict(counters))
             await add_event(session, import_event("import.completed", row, counters=dict(counters)))
+        metrics.FINISHED.labels("DONE").inc()
         log.info("import done", import_id=import_id, counters=dict(counters))
 
     async def _prepare_properties(self, ctx: JobContext) -> None:

@@ -11,6 +11,7 @@ from crm_common.app import ServiceRuntime, create_service_app
 from crm_common.http import ServiceClient
 from merge_svc.api import merges
 from merge_svc.clients import RecordsClient, SyncClient
+from merge_svc.metrics import STATE_METRICS
 from merge_svc.reconcile import PendingMergeReconciler
 from merge_svc.settings import Settings
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, records_transport=None, sync
         routers=[merges.hubspot_router, merges.router],
         on_startup=[start_clients],
         on_shutdown=[stop_clients],
+        state_metrics=STATE_METRICS,
     )
 
 

@@ -50,6 +50,8 @@ class Suite:
     ports: dict[str, int] = field(default_factory=dict)
     databases: dict[str, str] = field(default_factory=dict)
     emulator_ports: tuple[int, int] = (8090, 8443)
+    # The gateway serves its Prometheus figures here, never on its public port.
+    gateway_metrics_port: int = 9080
     log_dir: Path = ROOT / ".run" / "logs"
     extra_env: dict[str, str] = field(default_factory=dict)
     # A private suite publishes to its own exchange (its consumers' queues are named after it and
@@ -64,6 +66,7 @@ class Suite:
             ports={name: free_port() for name in SERVICES},
             databases={name: f"{PG_URL}/corral_{tag}_{name.replace('-', '_')}" for name in SERVICES},
             emulator_ports=(free_port(), free_port()),
+            gateway_metrics_port=free_port(),
             log_dir=ROOT / ".run" / "logs" / tag,
             exchange=f"corral.test.{tag}",
             **kw,  # type: ignore[arg-type]
@@ -75,6 +78,7 @@ class Suite:
             ports={name: int(os.environ.get(f"{spec[2]}PORT", spec[3])) for name, spec in SERVICES.items()},
             databases={name: os.environ.get(f"{spec[2]}DATABASE_URL", f"{PG_URL}/{spec[4]}")
                        for name, spec in SERVICES.items()},
+            gateway_metrics_port=int(os.environ.get("GATEWAY_METRICS_PORT", 9080)),
         )
 
     @property
@@ -83,6 +87,12 @@ class Suite:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        """Where Prometheus scrapes a part: the services on their own port, the gateway on its metrics port."""
+        if name == "gateway":
+            return f"http://127.0.0.1:{self.gateway_metrics_port}/metrics"
+        return f"{self.url(name)}/metrics"
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, "CORRAL_LOG_JSON": os.environ.get("CORRAL_LOG_JSON", "true")}
@@ -94,6 +104,7 @@ class Suite:
             "GATEWAY_IMPORTS_URL": self.url("import-svc"),
             "GATEWAY_MERGES_URL": self.url("merge-svc"),
             "GATEWAY_SYNC_URL": self.url("sync-svc"),
+            "GATEWAY_METRICS_PORT": str(self.gateway_metrics_port),
             "IMPORT_SVC_RECORDS_URL": self.url("records-svc"),
             "MERGE_SVC_RECORDS_URL": self.url("records-svc"),
             "MERGE_SVC_SYNC_URL": self.url("sync-svc"),

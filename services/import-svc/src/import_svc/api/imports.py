@@ -14,13 +14,14 @@ from typing import Any
 
 import orjson
 from crm_common.errors import HubSpotError, error_responses, not_found
+from crm_common.observability import tracing
 from crm_common.outbox import add_event
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from import_svc import repository
+from import_svc import metrics, repository
 from import_svc.api.deps import Auth, Session
 from import_svc.files import MAX_BYTES, FileProblem, inspect
 from import_svc.plan import InvalidImportRequest, parse_plan
@@ -159,7 +160,8 @@ async def start_import(request: Request, auth: Auth, session: Session) -> Any:
         state = "DEFERRED"
     counters = {"TOTAL_ROWS": total_rows}
     row = await repository.insert_import(session, account_id=auth.account_id, name=plan.name, state=state,
-                                         request=request_json, mapped=plan.mapped_object_type_ids(), counters=counters)
+                                         request=request_json, mapped=plan.mapped_object_type_ids(), counters=counters,
+                                         trace_parent=tracing.current_traceparent())
     file_ids = []
     for file_plan, dest, size, file_format in stored:
         file_ids.append(await repository.insert_file(session, import_id=row["id"], position=file_plan.position,
@@ -212,6 +214,7 @@ async def cancel_import(importId: str, auth: Auth, session: Session) -> Any:
         row = await repository.set_state(session, row["id"], "CANCELED", completed=True,
                                          counters=checkpoint["counters"])
         await add_event(session, import_event("import.canceled", row, counters=checkpoint["counters"]))
+        metrics.FINISHED.labels("CANCELED").inc()
     return FastJSONResponse({"status": "COMPLETE", "requestedAt": iso(requested),
                            "startedAt": iso(row["started_at"] or row["created_at"]),
                            "completedAt": iso(row["completed_at"] or requested), "links": {}})

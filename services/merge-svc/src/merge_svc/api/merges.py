@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from merge_svc import repository, service
 from merge_svc.api.deps import Auth, Records, Sessions, Sync
 from merge_svc.domain.rules import Strategy, rules_for
+from merge_svc.metrics import measured_merge, measured_unmerge
 
 hubspot_router = APIRouter(prefix="/crm/v3/objects", tags=["Merge"])
 router = APIRouter(prefix="/corral/v1/merges", tags=["Merges (Corral)"])
@@ -123,8 +124,9 @@ def _request(object_type: str, payload: MergeInput) -> service.MergeRequest:
                      summary="Merge two records of the same object type")
 async def merge_objects(objectType: str, payload: MergeInput, auth: Auth, records: Records, sync: Sync,
                         sessions: Sessions) -> Any:
-    record = await service.merge(account_id=auth.account_id, request=_request(objectType, payload),
-                                 records=records, sync=sync, sessionmaker=sessions)
+    with measured_merge(objectType):
+        record = await service.merge(account_id=auth.account_id, request=_request(objectType, payload),
+                                     records=records, sync=sync, sessionmaker=sessions)
     return FastJSONResponse(record)
 
 
@@ -203,8 +205,10 @@ async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
 async def unmerge(mergeId: str, auth: Auth, records: Records, sessions: Sessions) -> Any:
     require_scope(auth, SCOPE)
     merge_id = service.parse_id(mergeId, "mergeId")
-    return FastJSONResponse(await service.unmerge(account_id=auth.account_id, merge_id=merge_id, records=records,
-                                                sessionmaker=sessions))
+    with measured_unmerge():
+        result = await service.unmerge(account_id=auth.account_id, merge_id=merge_id, records=records,
+                                       sessionmaker=sessions)
+    return FastJSONResponse(result)
 
 
 _TYPE_IDS = {"contacts": "0-1", "contact": "0-1", "companies": "0-2", "company": "0-2", "deals": "0-3",
