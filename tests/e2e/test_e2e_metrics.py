@@ -1,0 +1,105 @@
+"""Prometheus figures of every process of the running suite move with an import and a merge."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import orjson
+import pytest
+from crm_common.testing import Scrape
+
+pytestmark = pytest.mark.xdist_group("e2e")
+
+PARTS = ("gateway", "records-svc", "import-svc", "merge-svc", "sync-svc")
+ROWS = 30_000
+
+
+def scrape_all(suite) -> dict[str, Scrape]:  # type: ignore[no-untyped-def]
+    figures = {}
+    for part in PARTS:
+        response = httpx.get(suite.metrics_url(part), timeout=10)
+        assert response.status_code == 200, f"{part}: {response.text}"
+        figures[part] = Scrape(response.text)
+    return figures
+
+
+def test_counters_move_during_an_import_and_a_merge(suite, token) -> None:  # type: ignore[no-untyped-def]
+    tag = uuid.uuid4().hex[:8]
+    api = httpx.Client(base_url=suite.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    before = scrape_all(suite)
+
+    csv = "Email,First Name\n" + "".join(f"m{i}-{tag}@example.com,Person {i}\n" for i in range(ROWS))
+    request = {"name": f"metrics {tag}", "files": [{"fileName": "people.csv", "fileFormat": "CSV", "fileImportPage": {
+        "hasHeader": True, "columnMappings": [
+            {"columnObjectTypeId": "0-1", "columnName": "Email", "propertyName": "email"},
+            {"columnObjectTypeId": "0-1", "columnName": "First Name", "propertyName": "firstname"}]}}]}
+    started = api.post("/crm/v3/imports", data={"importRequest": orjson.dumps(request).decode()},
+                       files=[("files", ("people.csv", csv.encode(), "text/csv"))])
+    assert started.status_code == 200, started.text
+    import_id = started.json()["id"]
+
+    # While it runs: a scrape taken between two answers that both say PROCESSING sees it running.
+    running_seen: list[Scrape] = []
+    state = ""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        state = api.get(f"/crm/v3/imports/{import_id}").json()["state"]
+        if state in ("DONE", "FAILED", "CANCELED"):
+            break
+        if state == "PROCESSING":
+            during = Scrape(httpx.get(suite.metrics_url("import-svc"), timeout=10).text)
+            if api.get(f"/crm/v3/imports/{import_id}").json()["state"] == "PROCESSING":
+                running_seen.append(during)
+        time.sleep(0.1)
+    assert state == "DONE"
+    assert running_seen, "the import never stayed PROCESSING across a scrape"
+    for during in running_seen:
+        assert during.value("corral_imports", state="PROCESSING") >= 1
+        assert 0 < during.value("corral_import_rows_pending") <= ROWS * 2  # other tests' imports may run too
+
+    primary = api.post("/crm/v3/objects/contacts", json={"properties": {"email": f"p-{tag}@example.com"}}).json()
+    secondary = api.post("/crm/v3/objects/contacts", json={"properties": {"email": f"s-{tag}@example.com"}}).json()
+    merged = api.post("/crm/v3/objects/contacts/merge",
+                      json={"primaryObjectId": primary["id"], "objectIdToMerge": secondary["id"]})
+    assert merged.status_code == 200, merged.text
+
+    after = scrape_all(suite)
+    for _ in range(50):  # the relays publish within moments of the commit
+        if after["records-svc"].value("corral_outbox_events_published_total", event_type="record.created") \
+                - before["records-svc"].value("corral_outbox_events_published_total", event_type="record.created") \
+                >= ROWS:
+            break
+        time.sleep(0.2)
+        after = scrape_all(suite)
+
+    def moved(part: str, name: str, **labels: str) -> float:
+        return after[part].value(name, **labels) - before[part].value(name, **labels)
+
+    # gateway: requests by its routing table's patterns
+    assert moved("gateway", "corral_http_requests_total", method="POST", route="/crm/v3/imports", status="200") >= 1
+    assert moved("gateway", "corral_http_requests_total", method="POST", route="/crm/v3/objects/*/merge",
+                 status="200") >= 1
+    assert moved("gateway", "corral_gateway_upstream_duration_seconds_count", backend="imports") >= 2
+    # import-svc: the rows and records of this import, and its end
+    assert moved("import-svc", "corral_import_rows_total") >= ROWS
+    assert moved("import-svc", "corral_import_records_total", result="created") >= ROWS
+    assert moved("import-svc", "corral_imports_finished_total", state="DONE") >= 1
+    assert moved("import-svc", "corral_outbox_events_written_total", event_type="import.completed") >= 1
+    assert after["import-svc"].value("corral_import_seconds_since_progress") >= 0
+    # records-svc: the bulk writes the import made, their events written and published
+    assert moved("records-svc", "corral_http_requests_total", method="POST",
+                 route="/internal/v1/records/{objectType}/bulk-upsert", status="200") >= 3
+    assert moved("records-svc", "corral_outbox_events_written_total", event_type="record.created") >= ROWS + 2
+    assert moved("records-svc", "corral_outbox_events_published_total", event_type="record.created") >= ROWS
+    assert moved("records-svc", "corral_outbox_publish_lag_seconds_count") >= 1
+    # merge-svc: the merge and how long it took
+    assert moved("merge-svc", "corral_merges_total", object_type="contacts", outcome="merged") == 1
+    assert moved("merge-svc", "corral_merge_duration_seconds_count", object_type="contacts") == 1
+    assert moved("merge-svc", "corral_outbox_events_written_total", event_type="record.merged") == 1
+    assert after["merge-svc"].has("corral_merges_pending")
+    for part in PARTS:
+        assert after[part].value("corral_db_pool_connections_max") > 0, part
+        if part != "gateway":
+            assert after[part].has("corral_outbox_pending_messages"), part
