@@ -67,7 +67,7 @@ COMPONENTS = [
     Component("sync-svc", "sync-svc", "services/sync-svc", "sync-svc", 8104, "corral_sync",
               "SYNC_SVC_", ["RECORDS_URL", "ENCRYPTION_KEY"]),
     Component("gateway", "corral-gateway", "gateway", "corral-gateway", 8080, "corral_gateway", "GATEWAY_",
-              ["RECORDS_URL", "IMPORTS_URL", "MERGES_URL", "SYNC_URL"]),
+              ["RECORDS_URL", "IMPORTS_URL", "MERGES_URL", "SYNC_URL", "METRICS_PORT"]),
 ]
 BY_NAME = {c.name: c for c in COMPONENTS}
 SERVICES = [c for c in COMPONENTS if c.name != "gateway"]
@@ -78,6 +78,9 @@ URL_TARGETS = {
 }
 PROD_REPLICAS = {"gateway": 3, "records-svc": 2, "import-svc": 2, "merge-svc": 2, "sync-svc": 2}
 OVERLAYS = ["dev", "prod"]
+PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/"
+# The gateway serves Prometheus figures on a port of its own; the services on their API port.
+EXTRA_PORTS = {"gateway": {"metrics": 9080}}
 
 
 # ---- rendering helpers ---------------------------------------------------------------------------
@@ -159,6 +162,8 @@ def pod_templates(docs) -> list[tuple[str, dict]]:
 def test_every_rendered_document_is_valid_kubernetes(path):
     errors = []
     for doc in render(path):
+        if doc["apiVersion"].startswith(PROMETHEUS_OPERATOR_API):
+            continue  # custom resources: checked against the Prometheus Operator's schemas in test_monitoring.py
         try:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -183,7 +188,7 @@ def test_deployment_probes_ports_and_resources(overlay, component):
     deployment = named(docs, "Deployment", component.name)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": component.port}
+    assert ports == {"http": component.port, **EXTRA_PORTS.get(component.name, {})}
 
     def probe_target(probe):
         get = container[probe]["httpGet"]
@@ -203,9 +208,11 @@ def test_deployment_probes_ports_and_resources(overlay, component):
 
     service = named(docs, "Service", component.name)
     assert selects({"matchLabels": service["spec"]["selector"]}, deployment["spec"]["template"]["metadata"]["labels"])
-    (service_port,) = service["spec"]["ports"]
-    assert service_port["port"] == component.port
-    assert service_port["targetPort"] in ("http", component.port)
+    service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert service_ports.keys() == ports.keys()
+    for name, port in ports.items():
+        assert service_ports[name]["port"] == port
+        assert service_ports[name]["targetPort"] in (name, port)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
