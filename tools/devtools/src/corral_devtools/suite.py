@@ -214,6 +214,8 @@ def run_foreground() -> int:
         f"  OpenAPI:        {suite.gateway_url}/openapi.json\n"
         f"  Dev API token:  {token}\n"
         f"  Try:            curl -H 'Authorization: Bearer {token}' {suite.gateway_url}/crm/v3/objects/contacts\n"
+        f"  Command line:   in another terminal, `source .venv/bin/activate`, then `corral --help`\n"
+        f"  Metrics:        {suite.metrics_url('gateway')} (gateway), /metrics on each service\n"
         f"  Salesforce emulator: http://127.0.0.1:{suite.emulator_ports[0]} "
         f"(https {suite.emulator_ports[1]}, certificate .run/salesforce-emulator.crt)\n"
         "Press Ctrl-C to stop.\n",
