@@ -1,4 +1,4 @@
-"""The gateway's figures: served on their own port only, requests named by route pattern, refusals by reason."""
+"""The gateway's figures: on their own port only, requests named by route pattern, refusals by reason."""
 
 from __future__ import annotations
 
@@ -21,18 +21,24 @@ async def test_metrics_are_not_served_on_the_public_port(gateway, client, make_t
     assert with_token.status_code == 404
     assert "corral_http_requests" not in with_token.text
     # ...and a service's own /metrics is no route of the gateway either.
-    assert (await client.get(f"{gateway.url}/crm/v3/objects/metrics/../../../metrics",
-                             headers=token.headers)).status_code == 404
+    assert (
+        await client.get(f"{gateway.url}/crm/v3/objects/metrics/../../../metrics", headers=token.headers)
+    ).status_code == 404
 
 
-async def test_requests_are_counted_by_route_pattern_and_refusals_by_reason(gateway, client, make_token) -> None:
+async def test_requests_are_counted_by_route_pattern_and_refusals_by_reason(
+    gateway, client, make_token
+) -> None:
     token = await make_token()
     before = await scrape(gateway, client)
     for record_id in ("101", "102", "103"):
-        response = await client.get(f"{gateway.url}/crm/v3/objects/contacts/{record_id}", headers=token.headers)
+        response = await client.get(
+            f"{gateway.url}/crm/v3/objects/contacts/{record_id}", headers=token.headers
+        )
         assert response.status_code == 200
-    assert (await client.get(f"{gateway.url}/crm/v3/objects/contacts/9",
-                             headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert (
+        await client.get(f"{gateway.url}/crm/v3/objects/contacts/9", headers={"Authorization": "Bearer nope"})
+    ).status_code == 401
     assert (await client.get(f"{gateway.url}/no/such/route", headers=token.headers)).status_code == 404
     after = await scrape(gateway, client)
 

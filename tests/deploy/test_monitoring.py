@@ -38,9 +38,12 @@ TARGET_LABELS = {"namespace", "job", "instance", "pod", "service", "endpoint", "
 # Figures the alerts and the dashboard already use, which sync-svc and merge-svc's duplicate scans are to
 # expose (see /work/coord/LOG.md for the contract). Remove a name here when its service exposes it.
 PENDING = {
-    "corral_sync_api_calls_used": {"connection"}, "corral_sync_api_calls_budget": {"connection"},
-    "corral_sync_paused": {"connection"}, "corral_sync_queued_changes": {"connection", "direction"},
-    "corral_sync_errors": {"category"}, "corral_duplicate_scans_total": {"outcome"},
+    "corral_sync_api_calls_used": {"connection"},
+    "corral_sync_api_calls_budget": {"connection"},
+    "corral_sync_paused": {"connection"},
+    "corral_sync_queued_changes": {"connection", "direction"},
+    "corral_sync_errors": {"category"},
+    "corral_duplicate_scans_total": {"outcome"},
     "corral_duplicate_scans": {"state"},
 }
 
@@ -53,7 +56,8 @@ def monitoring_resources() -> list[dict]:
     return [d for d in prod() if d["apiVersion"].startswith("monitoring.coreos.com/")]
 
 
-# ---- the resources ------------------------------------------------------------------------------------------
+# ---- the resources -------------------------------------------------------------------------------------
+
 
 def strictly_valid(doc: dict) -> None:
     """Valid against the operator's schema (cloudcoil's models are generated from its CRDs), and nothing
@@ -65,7 +69,10 @@ def strictly_valid(doc: dict) -> None:
 def test_the_monitoring_resources_match_the_prometheus_operator_schemas():
     resources = monitoring_resources()
     assert sorted((d["kind"], d["metadata"]["name"]) for d in resources) == [
-        ("PrometheusRule", "corral"), ("ServiceMonitor", "corral-gateway"), ("ServiceMonitor", "corral-services")]
+        ("PrometheusRule", "corral"),
+        ("ServiceMonitor", "corral-gateway"),
+        ("ServiceMonitor", "corral-services"),
+    ]
     for doc in resources:
         strictly_valid(doc)
 
@@ -87,7 +94,9 @@ def test_service_monitors_scrape_where_each_process_serves_its_figures():
     services = {d["metadata"]["name"]: d for d in of_kind(docs, "Service")}
     scraped: dict[str, int] = {}
     for monitor in of_kind(docs, "ServiceMonitor"):
-        selected = [s for s in services.values() if selects(monitor["spec"]["selector"], s["metadata"]["labels"])]
+        selected = [
+            s for s in services.values() if selects(monitor["spec"]["selector"], s["metadata"]["labels"])
+        ]
         assert selected, f"{monitor['metadata']['name']} selects no Service"
         for service in selected:
             name = service["metadata"]["name"]
@@ -101,7 +110,7 @@ def test_service_monitors_scrape_where_each_process_serves_its_figures():
     assert scraped.keys() == {c.name for c in COMPONENTS}
     for component in COMPONENTS:
         env, _ = container_env(docs, named(docs, "Deployment", component.name)["spec"]["template"]["spec"])
-        # The gateway's figures are on GATEWAY_METRICS_PORT, never its public port; the services' on their own.
+        # The gateway's figures are on GATEWAY_METRICS_PORT, never its public port; the services' on theirs.
         expected = int(env["GATEWAY_METRICS_PORT"]) if component.name == "gateway" else component.port
         assert scraped[component.name] == expected, component.name
     assert scraped["gateway"] != BY_NAME_PORT["gateway"], "never on the public port"
@@ -115,11 +124,15 @@ def test_prometheus_may_reach_every_metrics_port_and_nothing_else():
         labels = named(docs, "Deployment", component.name)["spec"]["template"]["metadata"]["labels"]
         opened = set()
         for policy in policies:
-            if "Ingress" not in policy["spec"]["policyTypes"] or not selects(policy["spec"]["podSelector"], labels):
+            if "Ingress" not in policy["spec"]["policyTypes"] or not selects(
+                policy["spec"]["podSelector"], labels
+            ):
                 continue
             for rule in policy["spec"].get("ingress", []):
-                if any(peer.get("namespaceSelector", {}).get("matchLabels") == monitoring_peer
-                       for peer in rule.get("from", [])):
+                if any(
+                    peer.get("namespaceSelector", {}).get("matchLabels") == monitoring_peer
+                    for peer in rule.get("from", [])
+                ):
                     opened |= {p["port"] for p in rule["ports"]}
         expected = 9080 if component.name == "gateway" else component.port
         assert opened == {expected}, component.name
@@ -137,6 +150,7 @@ def test_dashboard_is_shipped_for_grafanas_sidecar():
 
 # ---- promtool ---------------------------------------------------------------------------------------------
 
+
 def rule_groups() -> dict:
     return {"groups": named(prod(), "PrometheusRule", "corral")["spec"]["groups"]}
 
@@ -153,7 +167,9 @@ def promtool() -> str:
 def test_alert_rules_pass_promtool_check(tmp_path: Path):
     rules = tmp_path / "corral-rules.yaml"
     rules.write_text(yaml.safe_dump(rule_groups()))
-    result = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
 
@@ -161,8 +177,13 @@ def test_alert_rules_pass_promtool_check(tmp_path: Path):
 def test_alerts_fire_on_the_series_an_operator_fears(tmp_path: Path):
     (tmp_path / "corral-rules.yaml").write_text(yaml.safe_dump(rule_groups()))
     shutil.copy(Path(__file__).with_name("alerts_test.yaml"), tmp_path / "alerts_test.yaml")
-    result = subprocess.run([promtool(), "test", "rules", "alerts_test.yaml"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [promtool(), "test", "rules", "alerts_test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     alerts = {r["alert"] for g in rule_groups()["groups"] for r in g["rules"] if "alert" in r}
     tested = set(re.findall(r"alertname: (\w+)", (tmp_path / "alerts_test.yaml").read_text()))
@@ -170,6 +191,7 @@ def test_alerts_fire_on_the_series_an_operator_fears(tmp_path: Path):
 
 
 # ---- metric names -----------------------------------------------------------------------------------------
+
 
 @cache
 def exposed() -> dict[str, set[str]]:
@@ -186,7 +208,7 @@ def exposed() -> dict[str, set[str]]:
     apps = [factory() for factory in (records_app, import_app, merge_app, sync_app)]
     gateway_app()
     # The registry knows each collector's sample names (`_total`, `_bucket`...) and, for ours, its labels.
-    for collector, sample_names in list(REGISTRY._collector_to_names.items()):  # noqa: SLF001
+    for collector, sample_names in list(REGISTRY._collector_to_names.items()):
         for name in sample_names:
             names.setdefault(name, set()).update(getattr(collector, "_labelnames", ()))
     for app in apps:
@@ -202,8 +224,11 @@ def exposed() -> dict[str, set[str]]:
 
 
 def queries() -> list[tuple[str, str]]:
-    found = [(f"rule {r.get('alert') or r.get('record')}", r["expr"])
-             for g in rule_groups()["groups"] for r in g["rules"]]
+    found = [
+        (f"rule {r.get('alert') or r.get('record')}", r["expr"])
+        for g in rule_groups()["groups"]
+        for r in g["rules"]
+    ]
     dashboard = json.loads((MONITORING / "dashboards" / "corral.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
@@ -232,8 +257,12 @@ def unknown_names(found: list[tuple[str, str]]) -> list[str]:
                 problems.append(f"{where}: {metric} has no label {used - labels - TARGET_LABELS}")
         for grouping in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
             for label in (x.strip() for x in grouping.split(",")):
-                if label and label not in TARGET_LABELS and not any(label in ls for ls in names.values()) \
-                        and not any(label in ls for ls in PENDING.values()):
+                if (
+                    label
+                    and label not in TARGET_LABELS
+                    and not any(label in ls for ls in names.values())
+                    and not any(label in ls for ls in PENDING.values())
+                ):
                     problems.append(f"{where}: no metric has the label {label}")
     return problems
 
@@ -246,11 +275,13 @@ def test_rules_and_dashboard_query_only_metrics_and_labels_that_exist():
 def test_the_name_check_catches_a_misspelt_metric_or_label():
     """Guards the cross-check: names and labels no process exposes are reported."""
     assert unknown_names([("panel 'typo'", "rate(corral_import_row_total[5m])")]) == [
-        "panel 'typo': no process exposes corral_import_row_total"]
+        "panel 'typo': no process exposes corral_import_row_total"
+    ]
     assert unknown_names([("panel 'label'", 'sum by (job) (corral_imports{status="DONE"})')]) == [
-        "panel 'label': corral_imports has no label {'status'}"]
+        "panel 'label': corral_imports has no label {'status'}"
+    ]
 
 
 def test_pending_figures_are_not_exposed_yet():
-    """Once sync-svc or the duplicate scans expose one of these, it leaves PENDING and is checked like the rest."""
+    """When sync-svc or the duplicate scans expose one of these, it leaves PENDING and is checked."""
     assert not PENDING.keys() & exposed().keys()

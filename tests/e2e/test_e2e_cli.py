@@ -48,8 +48,13 @@ def cli_env(suite, token: str | None) -> dict[str, str]:  # type: ignore[no-unty
 
 @pytest.fixture(scope="module")
 def cli_token(suite) -> str:  # type: ignore[no-untyped-def]
-    done = subprocess.run([CORRAL, "token", "create", f"cli-{uuid.uuid4().hex[:6]}", "--rate-limit", "0"],
-                          env=cli_env(suite, None), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [CORRAL, "token", "create", f"cli-{uuid.uuid4().hex[:6]}", "--rate-limit", "0"],
+        env=cli_env(suite, None),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     assert token.startswith("pat-") and "\n" not in token, done.stdout
@@ -57,10 +62,16 @@ def cli_token(suite) -> str:  # type: ignore[no-untyped-def]
 
 
 def run_in_terminal(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """Runs the command with a pseudo-terminal as stdin, stdout and stderr; returns its exit code and screen bytes."""
+    """Runs the command in a pseudo-terminal (stdin, stdout, stderr); returns its exit code and the screen."""
     master, slave = pty.openpty()
-    process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-                               env={**env, "TERM": "xterm-256color", "COLUMNS": "200", "LINES": "40"})
+    process = subprocess.Popen(
+        args,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "200", "LINES": "40"},
+    )
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -79,7 +90,9 @@ def run_in_terminal(args: list[str], env: dict[str, str], timeout: float) -> tup
                 break
         else:
             process.kill()
-            pytest.fail(f"{args} did not end in {timeout} s:\n{b''.join(chunks).decode(errors='replace')[-3000:]}")
+            pytest.fail(
+                f"{args} did not end in {timeout} s:\n{b''.join(chunks).decode(errors='replace')[-3000:]}"
+            )
     finally:
         os.close(master)
     return process.wait(timeout=30), b"".join(chunks).decode("utf-8", errors="replace")
@@ -89,8 +102,11 @@ def test_import_of_100000_rows_with_a_live_progress_bar(suite, cli_token, tmp_pa
     tag = uuid.uuid4().hex[:8]
     source = tmp_path / "contacts.csv"
     bad = write_contacts(source, 100_000, bad_every=2_000, tag=tag)
-    code, screen = run_in_terminal([CORRAL, "import", str(source), "--object", "contacts", "--mapping", "auto"],
-                                   cli_env(suite, cli_token), timeout=600)
+    code, screen = run_in_terminal(
+        [CORRAL, "import", str(source), "--object", "contacts", "--mapping", "auto"],
+        cli_env(suite, cli_token),
+        timeout=600,
+    )
     text = ANSI.sub("", screen)
     assert code == 0, text[-3000:]
 
@@ -98,12 +114,16 @@ def test_import_of_100000_rows_with_a_live_progress_bar(suite, cli_token, tmp_pa
     positions = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+)/100,000 rows", text)]
     assert positions and positions[-1] == 100_000, text[-2000:]
     assert positions == sorted(positions), "the bar went backwards"
-    assert len({p for p in positions if 0 < p < 100_000}) >= 2, f"the bar did not advance step by step: {positions}"
+    assert len({p for p in positions if 0 < p < 100_000}) >= 2, (
+        f"the bar did not advance step by step: {positions}"
+    )
     assert "\r" in screen and "\x1b[" in screen, "a terminal gets a redrawn, coloured bar"
     assert re.search(r"[\d,]+ rows/s", text), "the rate is shown"
 
     assert "Mapping: Email -> email, First Name -> firstname, Last Name -> lastname, City -> city" in text
-    summary = dict(re.findall(r"^(Import|State|Rows|Created|Updated|Rows with errors)\s{2,}(.+?)\s*$", text, re.M))
+    summary = dict(
+        re.findall(r"^(Import|State|Rows|Created|Updated|Rows with errors)\s{2,}(.+?)\s*$", text, re.M)
+    )
     assert summary["State"] == "DONE"
     assert summary["Rows"] == "100,000 of 100,000"
     assert summary["Created"] == f"{100_000 - bad:,}"
@@ -123,8 +143,9 @@ def test_commands_in_a_pipe_print_plain_lines_and_json(suite, cli_token, tmp_pat
     source = tmp_path / "people.csv"
     bad = write_contacts(source, 3_000, bad_every=1_000, tag=tag)
 
-    def corral(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([CORRAL, *args], env=env, capture_output=True, text=True, timeout=300)
+    def corral(*args: str, check: bool = True, **overrides: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([CORRAL, *args], env={**env, **overrides}, capture_output=True, text=True,
+                              timeout=300)
         if check:
             assert done.returncode == 0, f"corral {' '.join(args)}: {done.stderr}"
         return done
@@ -135,7 +156,9 @@ def test_commands_in_a_pipe_print_plain_lines_and_json(suite, cli_token, tmp_pat
     summary = dict(re.findall(r"^(\w[\w ]*?)\s{2,}(.+)$", imported.stdout, re.M))
     import_id = summary["Import"].split()[0]
     assert summary["State"] == "DONE" and summary["Created"] == f"{3_000 - bad:,}"
-    assert re.search(rf"import {import_id} DONE: 3,000/3,000 rows, created 2,997, updated 0, errors 3", imported.stderr)
+    assert re.search(
+        rf"import {import_id} DONE: 3,000/3,000 rows, created 2,997, updated 0, errors 3", imported.stderr
+    )
 
     status = json.loads(corral("--json", "imports", "status", import_id).stdout)
     assert status["state"] == "DONE" and status["metadata"]["counters"]["ROWS_WITH_ERRORS"] == bad
@@ -145,8 +168,11 @@ def test_commands_in_a_pipe_print_plain_lines_and_json(suite, cli_token, tmp_pat
     assert [import_id, "DONE", f"pipe {tag}"] in [line.split("\t")[:3] for line in listed[1:]]
 
     errors = corral("imports", "errors", import_id).stdout.splitlines()
-    assert [line.split("\t")[:2] for line in errors[1:]] == [["1001", "INVALID_EMAIL"], ["2001", "INVALID_EMAIL"],
-                                                             ["3001", "INVALID_EMAIL"]]
+    assert [line.split("\t")[:2] for line in errors[1:]] == [
+        ["1001", "INVALID_EMAIL"],
+        ["2001", "INVALID_EMAIL"],
+        ["3001", "INVALID_EMAIL"],
+    ]
     written = tmp_path / "errors.csv"
     corral("imports", "errors", import_id, "--output", str(written))
     assert len(written.read_text(encoding="utf-8").splitlines()) == 1 + bad
@@ -158,15 +184,20 @@ def test_commands_in_a_pipe_print_plain_lines_and_json(suite, cli_token, tmp_pat
     # Every failure: a non-zero exit and one line saying what went wrong.
     missing = corral("imports", "status", "999999999", check=False)
     assert missing.returncode == 1 and missing.stdout == ""
-    assert re.fullmatch(r"corral: GET /crm/v3/imports/999999999: HTTP 404: Import 999999999 not found "
-                        r"\[correlationId [\w-]+\]\n", missing.stderr), missing.stderr
-    wrong_token = subprocess.run([CORRAL, "imports", "list"], env={**env, "CORRAL_TOKEN": "pat-nope"},
-                                 capture_output=True, text=True, timeout=60)
-    assert wrong_token.returncode == 1 and "HTTP 401" in wrong_token.stderr and "CORRAL_TOKEN" in wrong_token.stderr
-    nowhere = subprocess.run([CORRAL, "imports", "list"], env={**env, "CORRAL_URL": "http://127.0.0.1:9"},
-                             capture_output=True, text=True, timeout=60)
+    assert re.fullmatch(
+        r"corral: GET /crm/v3/imports/999999999: HTTP 404: Import 999999999 not found "
+        r"\[correlationId [\w-]+\]\n",
+        missing.stderr,
+    ), missing.stderr
+    wrong_token = corral("imports", "list", check=False, CORRAL_TOKEN="pat-nope")
+    assert wrong_token.returncode == 1
+    assert "HTTP 401" in wrong_token.stderr and "CORRAL_TOKEN" in wrong_token.stderr
+    nowhere = corral("imports", "list", check=False, CORRAL_URL="http://127.0.0.1:9")
     assert nowhere.returncode == 1
-    assert nowhere.stderr == "corral: cannot reach Corral at http://127.0.0.1:9 (is it running? set CORRAL_URL)\n"
+    assert (
+        nowhere.stderr
+        == "corral: cannot reach Corral at http://127.0.0.1:9 (is it running? set CORRAL_URL)\n"
+    )
     no_file = corral("import", str(tmp_path / "absent.csv"), check=False)
     assert no_file.returncode == 2 and "absent.csv" in no_file.stderr
     unmappable = tmp_path / "nothing.csv"

@@ -34,14 +34,28 @@ def test_the_quick_start_works_in_a_clean_shell(suite, tmp_path: Path) -> None: 
     python_snippet = tmp_path / "quickstart.py"
     python_snippet.write_text(block_after("quickstart-python", "python"), encoding="utf-8")
 
-    steps = [line.replace(DEFAULT_GATEWAY, suite.gateway_url) for line in lines] + [f"python {python_snippet}"]
+    steps = [line.replace(DEFAULT_GATEWAY, suite.gateway_url) for line in lines] + [
+        f"python {python_snippet}"
+    ]
     script = "".join(f"{step}\nprintf '\\n@@ step {n} exit %s\\n' $?\n" for n, step in enumerate(steps))
     home = tmp_path / "home"
     home.mkdir()
-    clean = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TERM": "dumb",
-             "GATEWAY_DATABASE_URL": suite.databases["gateway"]}
-    done = subprocess.run(["bash", "--noprofile", "--norc"], input=script, cwd=ROOT, env=clean,
-                          capture_output=True, text=True, timeout=300)
+    clean = {
+        "HOME": str(home),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "GATEWAY_DATABASE_URL": suite.databases["gateway"],
+    }
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc"],
+        input=script,
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = done.stdout + done.stderr
     statuses = re.findall(r"@@ step (\d+) exit (\d+)", done.stdout)
     assert len(statuses) == len(steps), output
@@ -52,7 +66,9 @@ def test_the_quick_start_works_in_a_clean_shell(suite, tmp_path: Path) -> None: 
     by_step = dict(zip(steps, outputs, strict=False))
     imported = next(text for step, text in by_step.items() if step.startswith("corral import "))
     assert re.search(r"^State\s+DONE$", imported, re.M), output
-    assert re.search(r"^Rows\s+5 of 5$", imported, re.M) and re.search(r"^Created\s+5$", imported, re.M), output
+    assert re.search(r"^Rows\s+5 of 5$", imported, re.M) and re.search(r"^Created\s+5$", imported, re.M), (
+        output
+    )
     listed = next(text for step, text in by_step.items() if step == "corral imports list")
     assert "contacts.csv" in listed and "DONE" in listed
     contacts = next(text for step, text in by_step.items() if step.startswith("curl "))

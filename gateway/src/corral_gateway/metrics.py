@@ -20,13 +20,21 @@ from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_h
 
 log = structlog.get_logger(__name__)
 
-REJECTIONS = counter("corral_gateway_rejections",
-                     "Requests the gateway answered itself instead of forwarding, by reason", ["reason"])
-UPSTREAM_FAILURES = counter("corral_gateway_upstream_failures",
-                            "Forwarded requests that got no answer from the backend, by backend and kind",
-                            ["backend", "kind"])
-UPSTREAM_DURATION = histogram("corral_gateway_upstream_duration_seconds",
-                              "Time from forwarding a request to the backend's response headers", ["backend"])
+REJECTIONS = counter(
+    "corral_gateway_rejections",
+    "Requests the gateway answered itself instead of forwarding, by reason",
+    ["reason"],
+)
+UPSTREAM_FAILURES = counter(
+    "corral_gateway_upstream_failures",
+    "Forwarded requests that got no answer from the backend, by backend and kind",
+    ["backend", "kind"],
+)
+UPSTREAM_DURATION = histogram(
+    "corral_gateway_upstream_duration_seconds",
+    "Time from forwarding a request to the backend's response headers",
+    ["backend"],
+)
 
 RETRY_BIND_SECONDS = 10.0
 

@@ -1,4 +1,4 @@
-"""Metrics and traces of the shared kit: what every service exposes, several workers added up, events traced."""
+"""Metrics and traces of the shared kit: what every service exposes, workers added up, events traced."""
 
 from __future__ import annotations
 
@@ -52,13 +52,19 @@ def things_app(database_url: str):  # type: ignore[no-untyped-def]
     async def read_thing(thing_id: str) -> dict[str, str]:
         return {"id": thing_id}
 
-    settings = BaseServiceSettings(service_name="things", database_url=database_url, run_outbox_relay=False,
-                                   run_consumers=False, log_level="WARNING")
+    settings = BaseServiceSettings(
+        service_name="things",
+        database_url=database_url,
+        run_outbox_relay=False,
+        run_consumers=False,
+        log_level="WARNING",
+    )
     return create_service_app(settings=settings, title="things", description="things", routers=[router])
 
 
 async def test_requests_are_counted_by_route_template_and_the_outbox_backlog_is_read_from_the_database(
-        database: str) -> None:
+    database: str,
+) -> None:
     app = things_app(database)
     async with asgi_client(app, account_id=7) as client:
         before = Scrape((await client.get("/metrics")).text)
@@ -69,8 +75,10 @@ async def test_requests_are_counted_by_route_template_and_the_outbox_backlog_is_
 
         engine = app.state.runtime.engine
         async with transaction(make_sessionmaker(engine)) as session:
-            await add_events(session, [CloudEvent(source="things", type="thing.seen", corralaccount=7, data={})
-                                       for _ in range(5)])
+            await add_events(
+                session,
+                [CloudEvent(source="things", type="thing.seen", corralaccount=7, data={}) for _ in range(5)],
+            )
             await add_event(session, CloudEvent(source="things", type="thing.gone", corralaccount=7, data={}))
         response = await client.get("/metrics")
         assert response.headers["content-type"].startswith("text/plain")
@@ -108,20 +116,38 @@ async def test_events_carry_the_trace_through_the_broker_and_dead_letters_are_co
         raise RuntimeError("cannot handle this one")
 
     with recording_spans() as spans:
-        relay = OutboxRelay(database_url=database, amqp_url=DEFAULT_AMQP_URL, exchange=exchange, source="test",
-                            poll_interval=0.2)
+        relay = OutboxRelay(
+            database_url=database,
+            amqp_url=DEFAULT_AMQP_URL,
+            exchange=exchange,
+            source="test",
+            poll_interval=0.2,
+        )
         consumer = EventConsumer(
-            amqp_url=DEFAULT_AMQP_URL, exchange=exchange, sessionmaker=sessions, queue_expires_ms=TEST_QUEUE_EXPIRES_MS,
-            subscriptions=[Subscription("test.recorder", ["thing.seen"], record),
-                           Subscription("test.refuser", ["thing.broken"], refuse, delivery_limit=1)])
+            amqp_url=DEFAULT_AMQP_URL,
+            exchange=exchange,
+            sessionmaker=sessions,
+            queue_expires_ms=TEST_QUEUE_EXPIRES_MS,
+            subscriptions=[
+                Subscription("test.recorder", ["thing.seen"], record),
+                Subscription("test.refuser", ["thing.broken"], refuse, delivery_limit=1),
+            ],
+        )
         await consumer.start()
         await relay.start()
         try:
             with tracing.tracer("test").start_as_current_span("change things") as request_span:
                 async with transaction(sessions) as session:
-                    await add_events(session, [CloudEvent(source="test", type="thing.seen", corralaccount=1, data={})
-                                               for _ in range(3)])
-                    await add_event(session, CloudEvent(source="test", type="thing.broken", corralaccount=1, data={}))
+                    await add_events(
+                        session,
+                        [
+                            CloudEvent(source="test", type="thing.seen", corralaccount=1, data={})
+                            for _ in range(3)
+                        ],
+                    )
+                    await add_event(
+                        session, CloudEvent(source="test", type="thing.broken", corralaccount=1, data={})
+                    )
             relay.wake()
             deadline = time.monotonic() + 30
             depths = await consumer.queue_depths()
@@ -138,7 +164,8 @@ async def test_events_carry_the_trace_through_the_broker_and_dead_letters_are_co
     trace_id = request_span.get_span_context().trace_id
     # CloudEvents distributed-tracing extension: version-trace id-parent span id-flags.
     assert {e.traceparent.rsplit("-", 1)[0] for e in handled if e.traceparent} == {
-        f"00-{trace_id:032x}-{request_span.get_span_context().span_id:016x}"}
+        f"00-{trace_id:032x}-{request_span.get_span_context().span_id:016x}"
+    }
     publish = [s for s in finished if s.name == "publish thing.seen"]
     process = [s for s in finished if s.name == "process thing.seen" and s.kind == SpanKind.CONSUMER]
     assert publish and publish[0].kind == SpanKind.PRODUCER
@@ -147,8 +174,14 @@ async def test_events_carry_the_trace_through_the_broker_and_dead_letters_are_co
         assert span.context.trace_id == trace_id
         assert span.parent is not None and span.parent.span_id == request_span.get_span_context().span_id
     # The subscriber's database work is part of the same trace.
-    assert [s for s in finished if s.context.trace_id == trace_id and s.attributes.get("db.system") == "postgresql"
-            and s.parent and s.parent.span_id == process[0].context.span_id]
+    assert [
+        s
+        for s in finished
+        if s.context.trace_id == trace_id
+        and s.attributes.get("db.system") == "postgresql"
+        and s.parent
+        and s.parent.span_id == process[0].context.span_id
+    ]
     # The refused event went to the dead-letter queue, and the broker says so.
     assert depths.dead_letters == 1
     assert depths.queues["test.refuser"][0] == 0
@@ -170,21 +203,37 @@ def per_worker_requests(directory: str) -> dict[str, float]:
             shutil.copy(os.path.join(directory, name), alone)
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=alone)
-            counts[name] = sum(s.value for family in registry.collect() for s in family.samples
-                               if s.name == "corral_http_requests_total")
+            counts[name] = sum(
+                s.value
+                for family in registry.collect()
+                for s in family.samples
+                if s.name == "corral_http_requests_total"
+            )
     return counts
 
 
 async def test_several_workers_are_added_up_in_every_scrape(database: str, tmp_path: Path) -> None:
     port = free_port()
     metrics_dir = tmp_path / "metrics"
-    env = {**os.environ, "MERGE_SVC_PORT": str(port), "MERGE_SVC_DATABASE_URL": database, "WEB_CONCURRENCY": "2",
-           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "CORRAL_EXCHANGE": unique_exchange(),
-           "CORRAL_QUEUE_EXPIRES_MS": str(TEST_QUEUE_EXPIRES_MS), "CORRAL_LOG_LEVEL": "WARNING",
-           "MERGE_SVC_RECONCILE_INTERVAL_SECONDS": "0"}
+    env = {
+        **os.environ,
+        "MERGE_SVC_PORT": str(port),
+        "MERGE_SVC_DATABASE_URL": database,
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "CORRAL_EXCHANGE": unique_exchange(),
+        "CORRAL_QUEUE_EXPIRES_MS": str(TEST_QUEUE_EXPIRES_MS),
+        "CORRAL_LOG_LEVEL": "WARNING",
+        "MERGE_SVC_RECONCILE_INTERVAL_SECONDS": "0",
+    }
     log = (tmp_path / "merge-svc.log").open("wb")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "merge-svc")], env=env, stdout=log, stderr=log,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "merge-svc")],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -194,7 +243,9 @@ async def test_several_workers_are_added_up_in_every_scrape(database: str, tmp_p
                     break
             except httpx.HTTPError:
                 pass
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "merge-svc.log").read_text()
+            assert process.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "merge-svc.log"
+            ).read_text()
             await asyncio.sleep(0.2)
         sent = 0
         # Fresh connections, many at once, until both workers have answered some.

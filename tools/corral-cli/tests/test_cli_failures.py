@@ -16,7 +16,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def corral(*args: str, token: str | None = "pat-test", url: str | None = None) -> subprocess.CompletedProcess[str]:
+def corral(
+    *args: str, token: str | None = "pat-test", url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "CORRAL_URL": url or f"http://127.0.0.1:{free_port()}"}
     if token:
         env["CORRAL_TOKEN"] = token
@@ -26,8 +28,10 @@ def corral(*args: str, token: str | None = "pat-test", url: str | None = None) -
 def test_without_a_token_it_says_how_to_get_one() -> None:
     done = corral("imports", "list", token=None)
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr == ("corral: no access token: set CORRAL_TOKEN (create one with `corral token create "
-                           "ACCOUNT`) or pass --token\n")
+    assert done.stderr == (
+        "corral: no access token: set CORRAL_TOKEN (create one with `corral token create "
+        "ACCOUNT`) or pass --token\n"
+    )
 
 
 def test_an_unreachable_gateway_is_named() -> None:
@@ -56,9 +60,18 @@ def test_bad_arguments_are_refused_before_any_call(tmp_path: Path) -> None:
 
 def test_token_create_names_the_database_it_could_not_reach() -> None:
     port = free_port()
-    done = subprocess.run([CORRAL, "token", "create", "someone"], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin",
-                               "GATEWAY_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/corral_gateway"})
+    done = subprocess.run(
+        [CORRAL, "token", "create", "someone"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GATEWAY_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/corral_gateway",
+        },
+    )
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.startswith(f"corral: cannot reach the gateway's database (postgresql://postgres@127.0.0.1:"
-                                  f"{port}/corral_gateway; set GATEWAY_DATABASE_URL)")
+    assert done.stderr.startswith(
+        f"corral: cannot reach the gateway's database (postgresql://postgres@127.0.0.1:"
+        f"{port}/corral_gateway; set GATEWAY_DATABASE_URL)"
+    )

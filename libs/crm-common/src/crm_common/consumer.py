@@ -95,7 +95,8 @@ class EventConsumer:
         self._connection = await aio_pika.connect_robust(self._amqp_url)
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
-        exchange = await channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        exchange = await channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC,
+                                                  durable=True)
         dlx_name = await declare_dead_letter(channel, self._exchange_name, self._queue_expires_ms)
         for sub in self._subscriptions:
             queue = await channel.declare_queue(
@@ -131,7 +132,9 @@ class EventConsumer:
             with contextlib.suppress(Exception):
                 await self._connection.close()
 
-    def _make_callback(self, sub: Subscription) -> Callable[[aio_pika.abc.AbstractIncomingMessage], Awaitable[None]]:
+    def _make_callback(
+        self, sub: Subscription
+    ) -> Callable[[aio_pika.abc.AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             started = time.perf_counter()
             if message.redelivered:

@@ -225,7 +225,8 @@ class OutboxRelay:
             metrics.OUTBOX_PUBLISH_LAG.observe(max(float(row["waited"] or 0), 0.0))
         return len(rows)
 
-    def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record, spans: list[Span]) -> Any:
+    def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record,
+                 spans: list[Span]) -> Any:
         body = bytes(row["body"])
         message_id = f"{self._source}:{row['id']}"
         headers: dict[str, Any] = {}

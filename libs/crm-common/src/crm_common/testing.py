@@ -6,8 +6,8 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -107,7 +107,8 @@ class Scrape:
                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
     def has(self, name: str, **labels: str) -> bool:
-        return any(s.name == name and all(s.labels.get(k) == v for k, v in labels.items()) for s in self.samples)
+        return any(s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+                   for s in self.samples)
 
     def labels(self, name: str, label: str) -> set[str]:
         return {s.labels[label] for s in self.samples if s.name == name and label in s.labels}

@@ -9,21 +9,40 @@ from contextlib import contextmanager
 from crm_common.errors import HubSpotError
 from crm_common.observability.metrics import DatabaseGauge, counter, histogram
 
-MERGES = counter("corral_merges", "Merge requests, by object type and outcome (merged, refused, failed)",
-                 ["object_type", "outcome"])
-MERGE_DURATION = histogram("corral_merge_duration_seconds",
-                           "Time to decide and apply a merge that succeeded, by object type", ["object_type"])
+MERGES = counter(
+    "corral_merges",
+    "Merge requests, by object type and outcome (merged, refused, failed)",
+    ["object_type", "outcome"],
+)
+MERGE_DURATION = histogram(
+    "corral_merge_duration_seconds",
+    "Time to decide and apply a merge that succeeded, by object type",
+    ["object_type"],
+)
 UNMERGES = counter("corral_unmerges", "Unmerge requests, by outcome (unmerged, refused, failed)", ["outcome"])
 
 STATE_METRICS = (
-    DatabaseGauge("corral_merges_pending",
-                  "Merges stored but not yet confirmed by records-svc (the reconciler settles them)",
-                  "SELECT count(*) FROM merges WHERE status = 'PENDING'"),
+    DatabaseGauge(
+        "corral_merges_pending",
+        "Merges stored but not yet confirmed by records-svc (the reconciler settles them)",
+        "SELECT count(*) FROM merges WHERE status = 'PENDING'",
+    ),
 )
 
-STANDARD_TYPES = {"contacts": "contacts", "contact": "contacts", "0-1": "contacts", "companies": "companies",
-                  "company": "companies", "0-2": "companies", "deals": "deals", "deal": "deals", "0-3": "deals",
-                  "tickets": "tickets", "ticket": "tickets", "0-5": "tickets"}
+STANDARD_TYPES = {
+    "contacts": "contacts",
+    "contact": "contacts",
+    "0-1": "contacts",
+    "companies": "companies",
+    "company": "companies",
+    "0-2": "companies",
+    "deals": "deals",
+    "deal": "deals",
+    "0-3": "deals",
+    "tickets": "tickets",
+    "ticket": "tickets",
+    "0-5": "tickets",
+}
 
 
 def type_label(object_type: str) -> str:

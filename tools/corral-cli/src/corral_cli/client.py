@@ -20,10 +20,15 @@ class Api:
         self.url = (url or os.environ.get("CORRAL_URL") or DEFAULT_URL).rstrip("/")
         token = token or os.environ.get("CORRAL_TOKEN")
         if not token:
-            raise CorralError("no access token: set CORRAL_TOKEN (create one with `corral token create ACCOUNT`) "
-                              "or pass --token")
-        self._client = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout, connect=10.0),
-                                    headers={"Authorization": f"Bearer {token}", "User-Agent": "corral-cli"})
+            raise CorralError(
+                "no access token: set CORRAL_TOKEN (create one with `corral token create ACCOUNT`) "
+                "or pass --token"
+            )
+        self._client = httpx.Client(
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "corral-cli"},
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -46,8 +51,9 @@ class Api:
         try:
             return response.json()
         except ValueError:
-            raise CorralError(f"{method} {path} answered something that is not JSON: {response.text[:200]!r}") \
-                from None
+            raise CorralError(
+                f"{method} {path} answered something that is not JSON: {response.text[:200]!r}"
+            ) from None
 
     def download(self, path: str, dest: Path) -> int:
         """Streams a file to `dest`; the number of bytes written."""
@@ -75,15 +81,23 @@ def describe_failure(method: str, path: str, response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("message"):
-        details = "; ".join(str(e.get("message")) for e in body.get("errors") or [] if isinstance(e, dict)
-                            and e.get("message") and e.get("message") != body["message"])
+        details = "; ".join(
+            str(e.get("message"))
+            for e in body.get("errors") or []
+            if isinstance(e, dict) and e.get("message") and e.get("message") != body["message"]
+        )
         text = f"{body['message']}" + (f" ({details})" if details else "")
         correlation = body.get("correlationId")
     else:
         text = response.text.strip()[:300] or response.reason_phrase
         correlation = response.headers.get("x-request-id")
-    hint = {401: " - check CORRAL_TOKEN", 403: " - the token lacks a scope this needs",
-            404: "", 429: " - rate limited, retry later"}.get(response.status_code, "")
+    hint = {
+        401: " - check CORRAL_TOKEN",
+        403: " - the token lacks a scope this needs",
+        404: "",
+        429: " - rate limited, retry later",
+    }.get(response.status_code, "")
     where = f"{method} {path}"
-    return f"{where}: HTTP {response.status_code}: {text}{hint}" + (f" [correlationId {correlation}]"
-                                                                    if correlation else "")
+    return f"{where}: HTTP {response.status_code}: {text}{hint}" + (
+        f" [correlationId {correlation}]" if correlation else ""
+    )

@@ -24,14 +24,23 @@ from rich.table import Table
 from corral_cli.client import Api, CorralError
 from corral_cli.progress import ImportProgress, counters_of
 
-app = typer.Typer(name="corral", help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="corral",
+    help=__doc__.split("\n\n")[0],
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Plain usage errors (click's): a boxed panel cuts long paths at the terminal's width.
+    rich_markup_mode=None,
+)
 imports_app = typer.Typer(help="Imports: list, status, cancel, revert, errors", no_args_is_help=True)
-duplicates_app = typer.Typer(help="Duplicate suggestions: scan an object type, list what was found",
-                             no_args_is_help=True)
+duplicates_app = typer.Typer(
+    help="Duplicate suggestions: scan an object type, list what was found", no_args_is_help=True
+)
 sync_app = typer.Typer(help="Salesforce sync: status, run now, errors", no_args_is_help=True)
-token_app = typer.Typer(help="Access tokens (straight against the gateway's database, like corral-admin)",
-                        no_args_is_help=True)
+token_app = typer.Typer(
+    help="Access tokens (straight against the gateway's database, like corral-admin)", no_args_is_help=True
+)
 app.add_typer(imports_app, name="imports")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(sync_app, name="sync")
@@ -55,12 +64,19 @@ class Options:
 
 
 @app.callback()
-def options(ctx: typer.Context,
-            url: Annotated[str | None, typer.Option("--url", help="Gateway URL (default: $CORRAL_URL, "
-                                                    "else http://127.0.0.1:8080)")] = None,
-            token: Annotated[str | None, typer.Option("--token", help="Access token (default: $CORRAL_TOKEN)")] = None,
-            as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer (for scripts)")] = False,
-            ) -> None:
+def options(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Gateway URL (default: $CORRAL_URL, else http://127.0.0.1:8080)"),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Access token (default: $CORRAL_TOKEN)")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON answer (for scripts)")
+    ] = False,
+) -> None:
     ctx.obj = Options(url, token, as_json)
 
 
@@ -100,19 +116,26 @@ def key_values(pairs: list[tuple[str, Any]]) -> None:
 
 # ---- imports ---------------------------------------------------------------------------------------------
 
+
 def file_format(path: Path) -> str:
     return "SPREADSHEET" if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".xlsb", ".ods") else "CSV"
 
 
 def suggested_mapping(api: Api, path: Path, object_type: str) -> dict[str, Any]:
     with path.open("rb") as handle:
-        preview = api.json("POST", "/corral/v1/imports/preview", data={"objectType": object_type},
-                           files={"file": (path.name, handle, mimetypes.guess_type(path.name)[0] or "text/csv")})
+        preview = api.json(
+            "POST",
+            "/corral/v1/imports/preview",
+            data={"objectType": object_type},
+            files={"file": (path.name, handle, mimetypes.guess_type(path.name)[0] or "text/csv")},
+        )
     mapped = [m for m in preview["columnMappings"] if not m.get("ignored")]
     if not mapped:
         columns = ", ".join(c["columnName"] for c in preview["columns"])
-        raise CorralError(f"no column of {path.name} matches a {object_type} property (columns: {columns}); "
-                          f"pass --mapping FILE.json")
+        raise CorralError(
+            f"no column of {path.name} matches a {object_type} property (columns: {columns}); "
+            f"pass --mapping FILE.json"
+        )
     skipped = [m["columnName"] for m in preview["columnMappings"] if m.get("ignored")]
     pairs = ", ".join(f"{m['columnName']} -> {m['propertyName']}" for m in mapped)
     err.print(f"Mapping: {pairs}" + (f"; not imported: {', '.join(skipped)}" if skipped else ""))
@@ -126,26 +149,48 @@ def explicit_mapping(source: Path) -> list[dict[str, Any]]:
         raise CorralError(f"cannot read the mapping {source}: {exc}") from None
     mappings = loaded.get("columnMappings") if isinstance(loaded, dict) else loaded
     if not isinstance(mappings, list) or not all(isinstance(m, dict) for m in mappings):
-        raise CorralError(f"{source} must hold a JSON list of HubSpot columnMappings "
-                          f"(or an object with `columnMappings`)")
+        raise CorralError(
+            f"{source} must hold a JSON list of HubSpot columnMappings (or an object with `columnMappings`)"
+        )
     return mappings
 
 
 @app.command("import")
 def import_file(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV or spreadsheet to import", exists=True, dir_okay=False,
-                                         readable=True)],
-    object_type: Annotated[str, typer.Option("--object", help="Object type of the rows: contacts, companies, "
-                                             "deals, tickets, a custom object...")] = "contacts",
-    mapping: Annotated[str, typer.Option(help="`auto` (columns matched to properties by import-svc) or a JSON "
-                                         "file of HubSpot columnMappings")] = "auto",
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="CSV or spreadsheet to import", exists=True, dir_okay=False,
+                       readable=True),
+    ],
+    object_type: Annotated[
+        str,
+        typer.Option(
+            "--object",
+            help="Object type of the rows: contacts, companies, deals, tickets, a custom object...",
+        ),
+    ] = "contacts",
+    mapping: Annotated[
+        str,
+        typer.Option(
+            help="`auto` (columns matched to properties by import-svc) or a JSON "
+            "file of HubSpot columnMappings"
+        ),
+    ] = "auto",
     name: Annotated[str | None, typer.Option(help="Import name (default: the file's name)")] = None,
     operation: Annotated[str, typer.Option(help="CREATE, UPDATE or UPSERT")] = "UPSERT",
-    date_format: Annotated[str | None, typer.Option(help="MONTH_DAY_YEAR, DAY_MONTH_YEAR or YEAR_MONTH_DAY "
-                                                    "(default: guessed from the first rows)")] = None,
-    errors_file: Annotated[Path | None, typer.Option(help="Where to write the rows refused (default: "
-                                                     "<file>.import-<id>-errors.csv beside the file)")] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            help="MONTH_DAY_YEAR, DAY_MONTH_YEAR or YEAR_MONTH_DAY (default: guessed from the first rows)"
+        ),
+    ] = None,
+    errors_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the rows refused (default: <file>.import-<id>-errors.csv beside the file)"
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the import until it ends")] = True,
 ) -> None:
     """Upload FILE through the gateway and follow the import to its end with a live progress bar."""
@@ -165,22 +210,32 @@ def import_file(
         request: dict[str, Any] = {
             "name": name or file.name,
             "importOperations": {type_id: operation for type_id in type_ids},
-            "files": [{"fileName": file.name, "fileFormat": fmt,
-                       "fileImportPage": {"hasHeader": True, "columnMappings": mappings}}],
+            "files": [
+                {
+                    "fileName": file.name,
+                    "fileFormat": fmt,
+                    "fileImportPage": {"hasHeader": True, "columnMappings": mappings},
+                }
+            ],
         }
         if date_format:
             request["dateFormat"] = date_format
         with file.open("rb") as handle:
-            started = api.json("POST", "/crm/v3/imports", data={"importRequest": json.dumps(request)},
-                               files=[("files", (file.name, handle,
-                                                 mimetypes.guess_type(file.name)[0] or "text/csv"))])
+            started = api.json(
+                "POST",
+                "/crm/v3/imports",
+                data={"importRequest": json.dumps(request)},
+                files=[("files", (file.name, handle, mimetypes.guess_type(file.name)[0] or "text/csv"))],
+            )
         import_id = started["id"]
         err.print(f"Import {import_id} started ({counters_of(started).get('TOTAL_ROWS', 0):,} rows).")
         if not wait:
             emit_json(started) if ctx.obj.as_json else print(import_id)
             return
         final = follow_import(api, import_id, total=counters_of(started).get("TOTAL_ROWS", 0))
-        report_import(ctx, api, final, errors_file or file.with_name(f"{file.stem}.import-{import_id}-errors.csv"))
+        report_import(
+            ctx, api, final, errors_file or file.with_name(f"{file.stem}.import-{import_id}-errors.csv")
+        )
 
 
 def follow_import(api: Api, import_id: str, *, total: int, interval: float = 0.5) -> dict[str, Any]:
@@ -201,8 +256,10 @@ def follow_import(api: Api, import_id: str, *, total: int, interval: float = 0.5
                 if status["state"] in FINAL_IMPORT_STATES:
                     return status
                 if interrupted:
-                    raise CorralError(f"stopped following import {import_id}; it goes on on the server "
-                                      f"(`corral imports status {import_id}`, `corral imports cancel {import_id}`)")
+                    raise CorralError(
+                        f"stopped following import {import_id}; it goes on on the server "
+                        f"(`corral imports status {import_id}`, `corral imports cancel {import_id}`)"
+                    )
                 time.sleep(interval)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -218,18 +275,26 @@ def report_import(ctx: typer.Context, api: Api, status: dict[str, Any], errors_p
     if ctx.obj.as_json:
         emit_json({**status, **({"errorsFile": str(written)} if written else {})})
     else:
-        key_values([
-            ("Import", f"{status['id']} {status.get('importName', '')}".strip()),
-            ("State", status["state"] + (f" ({status['failureReason']})" if status.get("failureReason") else "")),
-            ("Rows", f"{counters.get('ROWS_PROCESSED', 0):,} of {counters.get('TOTAL_ROWS', 0):,}"),
-            ("Created", f"{counters.get('CREATED_OBJECTS', 0):,}"),
-            ("Updated", f"{counters.get('UPDATED_OBJECTS', 0):,}"),
-            ("Unchanged", f"{counters.get('UNCHANGED_OBJECTS', 0):,}"),
-            ("Rows with errors", f"{refused:,}" + (f" (written to {written})" if written else "")),
-        ])
+        key_values(
+            [
+                ("Import", f"{status['id']} {status.get('importName', '')}".strip()),
+                (
+                    "State",
+                    status["state"]
+                    + (f" ({status['failureReason']})" if status.get("failureReason") else ""),
+                ),
+                ("Rows", f"{counters.get('ROWS_PROCESSED', 0):,} of {counters.get('TOTAL_ROWS', 0):,}"),
+                ("Created", f"{counters.get('CREATED_OBJECTS', 0):,}"),
+                ("Updated", f"{counters.get('UPDATED_OBJECTS', 0):,}"),
+                ("Unchanged", f"{counters.get('UNCHANGED_OBJECTS', 0):,}"),
+                ("Rows with errors", f"{refused:,}" + (f" (written to {written})" if written else "")),
+            ]
+        )
     if status["state"] != "DONE":
-        raise CorralError(f"import {status['id']} ended {status['state']}"
-                          + (f": {status['failureReason']}" if status.get("failureReason") else ""))
+        raise CorralError(
+            f"import {status['id']} ended {status['state']}"
+            + (f": {status['failureReason']}" if status.get("failureReason") else "")
+        )
 
 
 @imports_app.command("list")
@@ -243,17 +308,36 @@ def imports_list(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, m
     rows = []
     for item in body.get("results", []):
         counters = counters_of(item)
-        rows.append({"id": item["id"], "state": item["state"], "name": item.get("importName", ""),
-                     "created": item.get("createdAt", ""),
-                     "rows": f"{counters.get('ROWS_PROCESSED', 0)}/{counters.get('TOTAL_ROWS', 0)}",
-                     "errors": counters.get("ROWS_WITH_ERRORS", 0)})
-    table(rows, [("ID", "id"), ("State", "state"), ("Name", "name"), ("Created", "created"), ("Rows", "rows"),
-                 ("Errors", "errors")], title="Imports")
+        rows.append(
+            {
+                "id": item["id"],
+                "state": item["state"],
+                "name": item.get("importName", ""),
+                "created": item.get("createdAt", ""),
+                "rows": f"{counters.get('ROWS_PROCESSED', 0)}/{counters.get('TOTAL_ROWS', 0)}",
+                "errors": counters.get("ROWS_WITH_ERRORS", 0),
+            }
+        )
+    table(
+        rows,
+        [
+            ("ID", "id"),
+            ("State", "state"),
+            ("Name", "name"),
+            ("Created", "created"),
+            ("Rows", "rows"),
+            ("Errors", "errors"),
+        ],
+        title="Imports",
+    )
 
 
 @imports_app.command("status")
-def imports_status(ctx: typer.Context, import_id: Annotated[str, typer.Argument(metavar="ID")],
-                   wait: Annotated[bool, typer.Option(help="Follow it until it ends")] = False) -> None:
+def imports_status(
+    ctx: typer.Context,
+    import_id: Annotated[str, typer.Argument(metavar="ID")],
+    wait: Annotated[bool, typer.Option(help="Follow it until it ends")] = False,
+) -> None:
     """An import's state and counters (with --wait, a live progress bar until it ends)."""
     with api_of(ctx) as api:
         status = api.json("GET", f"/crm/v3/imports/{import_id}")
@@ -263,9 +347,14 @@ def imports_status(ctx: typer.Context, import_id: Annotated[str, typer.Argument(
         emit_json(status)
         return
     counters = counters_of(status)
-    key_values([("Import", f"{status['id']} {status.get('importName', '')}".strip()), ("State", status["state"]),
-                *[(k.replace("_", " ").capitalize(), f"{v:,}") for k, v in sorted(counters.items())],
-                *([("Failure", status["failureReason"])] if status.get("failureReason") else [])])
+    key_values(
+        [
+            ("Import", f"{status['id']} {status.get('importName', '')}".strip()),
+            ("State", status["state"]),
+            *[(k.replace("_", " ").capitalize(), f"{v:,}") for k, v in sorted(counters.items())],
+            *([("Failure", status["failureReason"])] if status.get("failureReason") else []),
+        ]
+    )
 
 
 @imports_app.command("cancel")
@@ -292,34 +381,60 @@ def imports_revert(ctx: typer.Context, import_id: Annotated[str, typer.Argument(
 
 
 @imports_app.command("errors")
-def imports_errors(ctx: typer.Context, import_id: Annotated[str, typer.Argument(metavar="ID")],
-                   output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                               help="Write the error file (CSV) here")] = None,
-                   limit: Annotated[int, typer.Option(min=1, max=500, help="Errors shown")] = 100) -> None:
+def imports_errors(
+    ctx: typer.Context,
+    import_id: Annotated[str, typer.Argument(metavar="ID")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the error file (CSV) here")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Errors shown")] = 100,
+) -> None:
     """An import's refused rows: shown, or the whole error file written with --output."""
     with api_of(ctx) as api:
         if output is not None:
             size = api.download(f"/corral/v1/imports/{import_id}/errors.csv", output)
             err.print(f"Wrote {output} ({size:,} bytes)")
             return
-        body = api.json("GET", f"/crm/v3/imports/{import_id}/errors",
-                        params={"limit": limit, "includeErrorMessage": "true"})
+        body = api.json(
+            "GET",
+            f"/crm/v3/imports/{import_id}/errors",
+            params={"limit": limit, "includeErrorMessage": "true"},
+        )
     if ctx.obj.as_json:
         emit_json(body)
         return
-    rows = [{"line": (e.get("sourceData") or {}).get("lineNumber", ""), "type": e.get("errorType", ""),
-             "column": e.get("knownColumnNumber", ""), "value": e.get("invalidValue", ""),
-             "message": e.get("errorMessage", "")} for e in body.get("results", [])]
-    table(rows, [("Line", "line"), ("Error", "type"), ("Column", "column"), ("Value", "value"),
-                 ("Message", "message")], title=f"Errors of import {import_id}")
+    rows = [
+        {
+            "line": (e.get("sourceData") or {}).get("lineNumber", ""),
+            "type": e.get("errorType", ""),
+            "column": e.get("knownColumnNumber", ""),
+            "value": e.get("invalidValue", ""),
+            "message": e.get("errorMessage", ""),
+        }
+        for e in body.get("results", [])
+    ]
+    table(
+        rows,
+        [
+            ("Line", "line"),
+            ("Error", "type"),
+            ("Column", "column"),
+            ("Value", "value"),
+            ("Message", "message"),
+        ],
+        title=f"Errors of import {import_id}",
+    )
 
 
 # ---- duplicates ------------------------------------------------------------------------------------------
 
+
 @duplicates_app.command("scan")
-def duplicates_scan(ctx: typer.Context,
-                    object_type: Annotated[str, typer.Option("--object", help="Object type to scan")] = "contacts",
-                    wait: Annotated[bool, typer.Option(help="Follow the scan until it ends")] = True) -> None:
+def duplicates_scan(
+    ctx: typer.Context,
+    object_type: Annotated[str, typer.Option("--object", help="Object type to scan")] = "contacts",
+    wait: Annotated[bool, typer.Option(help="Follow the scan until it ends")] = True,
+) -> None:
     """Start a duplicate scan of an object type and follow it."""
     with api_of(ctx) as api:
         job = api.json("POST", "/corral/v1/duplicates/jobs", json={"objectType": object_type})
@@ -330,14 +445,21 @@ def duplicates_scan(ctx: typer.Context,
                     time.sleep(0.5)
                     job = api.json("GET", f"/corral/v1/duplicates/jobs/{job['id']}")
                     if spinner is not None:
-                        spinner.update(f"Scanning: {job.get('phase') or job['status']} "
-                                       f"{_progress_text(job.get('progress') or {})}")
+                        spinner.update(
+                            f"Scanning: {job.get('phase') or job['status']} "
+                            f"{_progress_text(job.get('progress') or {})}"
+                        )
     if ctx.obj.as_json:
         emit_json(job)
     else:
-        key_values([("Scan", job["id"]), ("Status", job["status"]),
-                    *[(str(k), v) for k, v in (job.get("progress") or {}).items()],
-                    *([("Error", job["error"])] if job.get("error") else [])])
+        key_values(
+            [
+                ("Scan", job["id"]),
+                ("Status", job["status"]),
+                *[(str(k), v) for k, v in (job.get("progress") or {}).items()],
+                *([("Error", job["error"])] if job.get("error") else []),
+            ]
+        )
     if job["status"] == "FAILED":
         raise CorralError(f"duplicate scan {job['id']} failed: {job.get('error') or 'no reason given'}")
 
@@ -353,25 +475,40 @@ def _progress_text(progress: dict[str, Any]) -> str:
 
 
 @duplicates_app.command("list")
-def duplicates_list(ctx: typer.Context,
-                    object_type: Annotated[str, typer.Option("--object", help="Object type")] = "contacts",
-                    min_score: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
-                    limit: Annotated[int, typer.Option(min=1, max=100)] = 20) -> None:
+def duplicates_list(
+    ctx: typer.Context,
+    object_type: Annotated[str, typer.Option("--object", help="Object type")] = "contacts",
+    min_score: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+) -> None:
     """Suggested duplicates: groups of records that are likely the same, best first."""
     with api_of(ctx) as api:
-        body = api.json("GET", "/corral/v1/duplicates",
-                        params={"objectType": object_type, "minScore": min_score, "limit": limit})
+        body = api.json(
+            "GET",
+            "/corral/v1/duplicates",
+            params={"objectType": object_type, "minScore": min_score, "limit": limit},
+        )
     if ctx.obj.as_json:
         emit_json(body)
         return
-    rows = [{"id": c["id"], "records": ", ".join(c.get("recordIds", [])), "score": f"{c.get('score', 0):.3f}",
-             "matched": ", ".join(sorted({k for p in c.get("pairs", []) for k in (p.get("matchedOn") or {})}))}
-            for c in body.get("results", [])]
-    table(rows, [("ID", "id"), ("Records", "records"), ("Score", "score"), ("Matched on", "matched")],
-          title=f"Duplicate {object_type}")
+    rows = [
+        {
+            "id": c["id"],
+            "records": ", ".join(c.get("recordIds", [])),
+            "score": f"{c.get('score', 0):.3f}",
+            "matched": ", ".join(sorted({k for p in c.get("pairs", []) for k in (p.get("matchedOn") or {})})),
+        }
+        for c in body.get("results", [])
+    ]
+    table(
+        rows,
+        [("ID", "id"), ("Records", "records"), ("Score", "score"), ("Matched on", "matched")],
+        title=f"Duplicate {object_type}",
+    )
 
 
 # ---- Salesforce sync -------------------------------------------------------------------------------------
+
 
 @sync_app.command("status")
 def sync_status(ctx: typer.Context) -> None:
@@ -406,11 +543,14 @@ def show_object(ctx: typer.Context, body: Any) -> None:
     if ctx.obj.as_json or not isinstance(body, dict):
         emit_json(body)
         return
-    key_values([(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in body.items()] or
-               [("(empty)", "")])
+    key_values(
+        [(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in body.items()]
+        or [("(empty)", "")]
+    )
 
 
 # ---- tokens ----------------------------------------------------------------------------------------------
+
 
 def run_admin(args: list[str]) -> None:
     """corral-admin's own code, against the database GATEWAY_DATABASE_URL names (as the gateway does)."""
@@ -420,19 +560,22 @@ def run_admin(args: list[str]) -> None:
     try:
         code = admin.main(args)
     except OSError as exc:
-        raise CorralError(f"cannot reach the gateway's database ({GatewaySettings().database_url}; set "
-                          f"GATEWAY_DATABASE_URL): {exc}") from None
+        raise CorralError(
+            f"cannot reach the gateway's database ({GatewaySettings().database_url}; set "
+            f"GATEWAY_DATABASE_URL): {exc}"
+        ) from None
     if code:
         raise typer.Exit(code)
 
 
 @token_app.command("create")
-def token_create(account: Annotated[str, typer.Argument(metavar="ACCOUNT")],
-                 scopes: Annotated[str | None, typer.Option(help="Comma-separated (default: all)")] = None,
-                 name: Annotated[str, typer.Option(help="A label for humans")] = "",
-                 rate_limit: Annotated[int | None, typer.Option(min=0, help="Calls per rolling 10 s (0: none)")] = None,
-                 daily_limit: Annotated[int | None, typer.Option(min=0, help="Calls per day (0: none)")] = None,
-                 ) -> None:
+def token_create(
+    account: Annotated[str, typer.Argument(metavar="ACCOUNT")],
+    scopes: Annotated[str | None, typer.Option(help="Comma-separated (default: all)")] = None,
+    name: Annotated[str, typer.Option(help="A label for humans")] = "",
+    rate_limit: Annotated[int | None, typer.Option(min=0, help="Calls per rolling 10 s (0: none)")] = None,
+    daily_limit: Annotated[int | None, typer.Option(min=0, help="Calls per day (0: none)")] = None,
+) -> None:
     """Create an access token (and the account if needed); prints the token alone, for $(...)."""
     args = ["create-token", account, "--name", name]
     args += ["--scopes", scopes] if scopes else []

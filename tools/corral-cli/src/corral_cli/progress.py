@@ -30,14 +30,26 @@ class ImportProgress:
                 BarColumn(),
                 TaskProgressColumn(),
                 TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
-                TextColumn("created {task.fields[created]:,}  updated {task.fields[updated]:,}  "
-                           "errors {task.fields[errors]:,}"),
+                TextColumn(
+                    "created {task.fields[created]:,}  updated {task.fields[updated]:,}  "
+                    "errors {task.fields[errors]:,}"
+                ),
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
-                console=console, transient=False, refresh_per_second=4,
+                console=console,
+                transient=False,
+                refresh_per_second=4,
             )
-            self._task = self._progress.add_task("import", total=max(total, 1), import_id=import_id,
-                                                 state="STARTED", created=0, updated=0, errors=0, rate="")
+            self._task = self._progress.add_task(
+                "import",
+                total=max(total, 1),
+                import_id=import_id,
+                state="STARTED",
+                created=0,
+                updated=0,
+                errors=0,
+                rate="",
+            )
 
     def __enter__(self) -> ImportProgress:
         if self._progress is not None:
@@ -56,12 +68,22 @@ class ImportProgress:
         errors = counters.get("ROWS_WITH_ERRORS", 0)
         if self._progress is not None and self._task is not None:
             speed = self._progress.tasks[0].speed
-            self._progress.update(self._task, total=max(total, 1), completed=done, state=status["state"],
-                                  created=created, updated=updated, errors=errors,
-                                  rate=f"{speed:,.0f} rows/s" if speed else "")
+            self._progress.update(
+                self._task,
+                total=max(total, 1),
+                completed=done,
+                state=status["state"],
+                created=created,
+                updated=updated,
+                errors=errors,
+                rate=f"{speed:,.0f} rows/s" if speed else "",
+            )
             return
         now = time.monotonic()
         if now - self._last_line >= PLAIN_EVERY_SECONDS or status["state"] in ("DONE", "FAILED", "CANCELED"):
             self._last_line = now
-            self.console.print(f"import {self.import_id} {status['state']}: {done:,}/{total:,} rows, created "
-                               f"{created:,}, updated {updated:,}, errors {errors:,}", highlight=False)
+            self.console.print(
+                f"import {self.import_id} {status['state']}: {done:,}/{total:,} rows, created "
+                f"{created:,}, updated {updated:,}, errors {errors:,}",
+                highlight=False,
+            )

@@ -63,8 +63,9 @@ def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Counte
     return Counter(name, documentation, list(labels))
 
 
-def histogram(name: str, documentation: str, labels: Sequence[str] = (),
-              buckets: Sequence[float] = LATENCY_BUCKETS) -> Histogram:
+def histogram(
+    name: str, documentation: str, labels: Sequence[str] = (), buckets: Sequence[float] = LATENCY_BUCKETS
+) -> Histogram:
     return Histogram(name, documentation, list(labels), buckets=tuple(buckets))
 
 
@@ -78,46 +79,82 @@ def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
 
 # ---- the figures every process has -------------------------------------------------------------------
 
-HTTP_REQUESTS = counter("corral_http_requests", "HTTP requests answered, by method, route template and status code",
-                        ["method", "route", "status"])
-HTTP_REQUEST_DURATION = histogram("corral_http_request_duration_seconds",
-                                  "Time to answer an HTTP request, by method and route template", ["method", "route"])
+HTTP_REQUESTS = counter(
+    "corral_http_requests",
+    "HTTP requests answered, by method, route template and status code",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = histogram(
+    "corral_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template",
+    ["method", "route"],
+)
 
-DB_POOL_CONNECTIONS_OPEN = gauge("corral_db_pool_connections_open", "Database connections the pool holds open")
-DB_POOL_CONNECTIONS_IN_USE = gauge("corral_db_pool_connections_in_use",
-                                   "Database connections checked out of the pool by running work")
-DB_POOL_CONNECTIONS_MAX = gauge("corral_db_pool_connections_max",
-                                "The most connections the pool may open (pool size plus overflow)")
+DB_POOL_CONNECTIONS_OPEN = gauge(
+    "corral_db_pool_connections_open", "Database connections the pool holds open"
+)
+DB_POOL_CONNECTIONS_IN_USE = gauge(
+    "corral_db_pool_connections_in_use", "Database connections checked out of the pool by running work"
+)
+DB_POOL_CONNECTIONS_MAX = gauge(
+    "corral_db_pool_connections_max", "The most connections the pool may open (pool size plus overflow)"
+)
 
-OUTBOX_EVENTS_WRITTEN = counter("corral_outbox_events_written",
-                                "Events written to the transactional outbox (committed or not), by type",
-                                ["event_type"])
-OUTBOX_MESSAGES_PUBLISHED = counter("corral_outbox_messages_published",
-                                    "Outbox messages published and confirmed by the broker, by event type",
-                                    ["event_type"])
-OUTBOX_EVENTS_PUBLISHED = counter("corral_outbox_events_published",
-                                  "Events published (a batch message carries many), by event type", ["event_type"])
-OUTBOX_PUBLISH_LAG = histogram("corral_outbox_publish_lag_seconds",
-                               "Time from an event's write in the outbox to the broker's confirmation",
-                               buckets=LAG_BUCKETS)
-OUTBOX_RELAY_INTERRUPTIONS = counter("corral_outbox_relay_interruptions",
-                                     "Times the outbox relay lost the database or the broker and started again")
+OUTBOX_EVENTS_WRITTEN = counter(
+    "corral_outbox_events_written",
+    "Events written to the transactional outbox (committed or not), by type",
+    ["event_type"],
+)
+OUTBOX_MESSAGES_PUBLISHED = counter(
+    "corral_outbox_messages_published",
+    "Outbox messages published and confirmed by the broker, by event type",
+    ["event_type"],
+)
+OUTBOX_EVENTS_PUBLISHED = counter(
+    "corral_outbox_events_published",
+    "Events published (a batch message carries many), by event type",
+    ["event_type"],
+)
+OUTBOX_PUBLISH_LAG = histogram(
+    "corral_outbox_publish_lag_seconds",
+    "Time from an event's write in the outbox to the broker's confirmation",
+    buckets=LAG_BUCKETS,
+)
+OUTBOX_RELAY_INTERRUPTIONS = counter(
+    "corral_outbox_relay_interruptions",
+    "Times the outbox relay lost the database or the broker and started again",
+)
 
-CONSUMER_MESSAGES = counter("corral_consumer_messages",
-                            "Messages taken from a queue, by outcome (acked, retried, rejected)", ["queue", "outcome"])
-CONSUMER_EVENTS = counter("corral_consumer_events",
-                          "Events in consumed messages, by outcome (handled, duplicate, failed)", ["queue", "outcome"])
-CONSUMER_REDELIVERIES = counter("corral_consumer_redeliveries",
-                                "Messages the broker delivered again after a failed or unacknowledged try",
-                                ["queue"])
-CONSUMER_LAG = histogram("corral_consumer_lag_seconds",
-                         "Time from an event's creation to the end of its handling", ["queue"], buckets=LAG_BUCKETS)
-CONSUMER_HANDLE_DURATION = histogram("corral_consumer_handle_duration_seconds",
-                                     "Time to handle one message (all its events)", ["queue"])
+CONSUMER_MESSAGES = counter(
+    "corral_consumer_messages",
+    "Messages taken from a queue, by outcome (acked, retried, rejected)",
+    ["queue", "outcome"],
+)
+CONSUMER_EVENTS = counter(
+    "corral_consumer_events",
+    "Events in consumed messages, by outcome (handled, duplicate, failed)",
+    ["queue", "outcome"],
+)
+CONSUMER_REDELIVERIES = counter(
+    "corral_consumer_redeliveries",
+    "Messages the broker delivered again after a failed or unacknowledged try",
+    ["queue"],
+)
+CONSUMER_LAG = histogram(
+    "corral_consumer_lag_seconds",
+    "Time from an event's creation to the end of its handling",
+    ["queue"],
+    buckets=LAG_BUCKETS,
+)
+CONSUMER_HANDLE_DURATION = histogram(
+    "corral_consumer_handle_duration_seconds", "Time to handle one message (all its events)", ["queue"]
+)
 
-STATE_COLLECTION_FAILURES = counter("corral_state_metric_failures",
-                                    "Scrape-time figures that could not be read (database or broker unavailable)",
-                                    ["metric"])
+STATE_COLLECTION_FAILURES = counter(
+    "corral_state_metric_failures",
+    "Scrape-time figures that could not be read (database or broker unavailable)",
+    ["metric"],
+)
 
 
 # ---- HTTP requests -----------------------------------------------------------------------------------
@@ -169,6 +206,7 @@ def route_template(scope: Scope) -> str:
 
 # ---- database pool -----------------------------------------------------------------------------------
 
+
 def watch_pool(engine: AsyncEngine) -> None:
     """Keeps the pool gauges current through the pool's own events (no polling, no lock)."""
     pool = engine.sync_engine.pool
@@ -186,10 +224,13 @@ def watch_pool(engine: AsyncEngine) -> None:
 def forget_pool(engine: AsyncEngine) -> None:
     """Takes a disposed engine's capacity out of the gauges (tests build many engines in one process)."""
     pool = engine.sync_engine.pool
-    DB_POOL_CONNECTIONS_MAX.dec(getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0))
+    DB_POOL_CONNECTIONS_MAX.dec(
+        getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0)
+    )
 
 
 # ---- state read at scrape time -------------------------------------------------------------------------
+
 
 class StateMetric(Protocol):
     """Figures read from shared state (database, broker) when Prometheus scrapes."""
@@ -235,19 +276,34 @@ class DatabaseGauge:
 class OutboxBacklog:
     """Events written but not yet confirmed by the broker, and how long the oldest has waited."""
 
-    names: tuple[str, ...] = ("corral_outbox_pending_messages", "corral_outbox_pending_events",
-                              "corral_outbox_oldest_pending_age_seconds")
+    names: tuple[str, ...] = (
+        "corral_outbox_pending_messages",
+        "corral_outbox_pending_events",
+        "corral_outbox_oldest_pending_age_seconds",
+    )
 
     async def collect(self, runtime: Any) -> Iterable[Metric]:
         async with runtime.engine.connect() as conn:
-            messages, events, age = (await conn.execute(text(
-                "SELECT count(*), coalesce(sum(event_count), 0), "
-                "coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) FROM outbox"))).one()
+            messages, events, age = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*), coalesce(sum(event_count), 0), "
+                        "coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) FROM outbox"
+                    )
+                )
+            ).one()
         return [
-            GaugeMetricFamily(self.names[0], "Outbox messages waiting to be published", value=float(messages)),
-            GaugeMetricFamily(self.names[1], "Events in outbox messages waiting to be published", value=float(events)),
-            GaugeMetricFamily(self.names[2], "Seconds the oldest unpublished outbox message has waited",
-                              value=max(float(age), 0.0)),
+            GaugeMetricFamily(
+                self.names[0], "Outbox messages waiting to be published", value=float(messages)
+            ),
+            GaugeMetricFamily(
+                self.names[1], "Events in outbox messages waiting to be published", value=float(events)
+            ),
+            GaugeMetricFamily(
+                self.names[2],
+                "Seconds the oldest unpublished outbox message has waited",
+                value=max(float(age), 0.0),
+            ),
         ]
 
 
@@ -255,8 +311,11 @@ class OutboxBacklog:
 class ConsumerQueues:
     """Messages waiting in this service's queues and in the dead-letter queue, asked of the broker."""
 
-    names: tuple[str, ...] = ("corral_consumer_queue_messages", "corral_consumer_queue_consumers",
-                              "corral_dead_letter_messages")
+    names: tuple[str, ...] = (
+        "corral_consumer_queue_messages",
+        "corral_consumer_queue_consumers",
+        "corral_dead_letter_messages",
+    )
 
     async def collect(self, runtime: Any) -> Iterable[Metric]:
         consumer = getattr(runtime, "consumer", None)
@@ -268,8 +327,9 @@ class ConsumerQueues:
         for name, (messages, attached) in depths.queues.items():
             waiting.add_metric([name], float(messages))
             consumers.add_metric([name], float(attached))
-        dead = GaugeMetricFamily(self.names[2], "Messages in the dead-letter queue (handling failed too often)",
-                                 labels=["queue"])
+        dead = GaugeMetricFamily(
+            self.names[2], "Messages in the dead-letter queue (handling failed too often)", labels=["queue"]
+        )
         dead.add_metric([depths.dead_letter_queue], float(depths.dead_letters))
         return [waiting, consumers, dead]
 
@@ -351,7 +411,9 @@ def prepare_multiprocess_dir(directory: str) -> None:
 def exposed_names(families: Iterable[Any]) -> set[str]:
     """The sample names Prometheus sees for metric families (counters get `_total`, histograms three)."""
     suffixes: Mapping[str, tuple[str, ...]] = {
-        "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count"),
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("_sum", "_count"),
     }
     names = set()
     for family in families:

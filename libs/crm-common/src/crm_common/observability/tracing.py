@@ -41,7 +41,9 @@ _process_provider_built = False
 def exporting_configured() -> bool:
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def active_provider(service_name: str | None = None) -> Any:
@@ -82,8 +84,9 @@ def without_orphans(delegate: Any = None) -> Any:
     inner = delegate or _get_from_env_or_default()
 
     class WithoutOrphans(Sampler):
-        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
-                          trace_state=None):  # type: ignore[no-untyped-def]
+        def should_sample(
+            self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
+        ):  # type: ignore[no-untyped-def]
             parent = trace.get_current_span(parent_context).get_span_context()
             if not parent.is_valid and attributes and _is_background_noise(attributes):
                 return SamplingResult(Decision.DROP)
@@ -133,8 +136,12 @@ def instrument_app(app: Any, service_name: str) -> Any:
     if provider is not None:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="/livez,/readyz,/metrics",
-                                           exclude_spans=["receive", "send"])
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            excluded_urls="/livez,/readyz,/metrics",
+            exclude_spans=["receive", "send"],
+        )
     return provider
 
 
@@ -177,18 +184,25 @@ def link_to(traceparent: str) -> Link | None:
 
 
 @contextmanager
-def continued_span(name: str, *, traceparent: str | None, kind: SpanKind = SpanKind.INTERNAL,
-                   tracer_name: str = "corral", attributes: dict[str, Any] | None = None,
-                   links: Sequence[str] = ()) -> Iterator[trace.Span]:
+def continued_span(
+    name: str,
+    *,
+    traceparent: str | None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    tracer_name: str = "corral",
+    attributes: dict[str, Any] | None = None,
+    links: Sequence[str] = (),
+) -> Iterator[trace.Span]:
     """A span that continues the trace named by `traceparent` (work resumed from a job row or an event)."""
     span_links = [link for link in (link_to(tp) for tp in links if tp and tp != traceparent) if link]
-    with tracer(tracer_name).start_as_current_span(name, context=context_from(traceparent), kind=kind,
-                                                   attributes=attributes, links=span_links) as span:
+    with tracer(tracer_name).start_as_current_span(
+        name, context=context_from(traceparent), kind=kind, attributes=attributes, links=span_links
+    ) as span:
         yield span
 
 
 def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: the trace and span ids of the span in progress, so a log line leads to its trace."""
+    """structlog processor: the ids of the span in progress, so a log line leads to its trace."""
     span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         event_dict["trace_id"] = format(span_context.trace_id, "032x")
