@@ -266,3 +266,81 @@ async def test_several_workers_are_added_up_in_every_scrape(database: str, tmp_p
         os.killpg(process.pid, 15)
         process.wait(timeout=20)
         log.close()
+
+
+class OtlpReceiver:
+    """A tiny OTLP/HTTP collector: keeps the spans services export to /v1/traces."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        received: list[tuple[str, str, int]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                export = ExportTraceServiceRequest()
+                export.ParseFromString(body)
+                for resource_spans in export.resource_spans:
+                    service = next(a.value.string_value for a in resource_spans.resource.attributes
+                                   if a.key == "service.name")
+                    for scope_spans in resource_spans.scope_spans:
+                        received.extend((service, s.name, s.kind) for s in scope_spans.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_spans_are_exported_over_otlp_only_when_an_endpoint_is_set(database: str, tmp_path: Path) -> None:
+    assert tracing.active_provider() is None, "no endpoint in this process's environment: tracing is off"
+    app = things_app(database)
+    assert not [m for m in app.user_middleware if "OpenTelemetry" in str(m.cls)], "nothing installed when off"
+
+    receiver = OtlpReceiver()
+    port = free_port()
+    env = {**os.environ, "MERGE_SVC_PORT": str(port), "MERGE_SVC_DATABASE_URL": database,
+           "CORRAL_EXCHANGE": unique_exchange(), "CORRAL_QUEUE_EXPIRES_MS": str(TEST_QUEUE_EXPIRES_MS),
+           "MERGE_SVC_RECONCILE_INTERVAL_SECONDS": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+           "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    log = (tmp_path / "merge-svc.log").open("wb")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "merge-svc")], env=env, stdout=log, stderr=log,
+                               start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "merge-svc.log").read_text()
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/corral/v1/merges/7", timeout=5).status_code == 401
+        deadline = time.monotonic() + 20
+        while not any(name.startswith("GET /corral/v1/merges") for _, name, _ in receiver.received):
+            assert time.monotonic() < deadline, receiver.received
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=20)
+        log.close()
+        receiver.close()
+    services = {service for service, _, _ in receiver.received}
+    assert services == {"merge-svc"}
+    # Readiness probes and scrapes are not traced.
+    assert not [name for _, name, _ in receiver.received if "readyz" in name or "metrics" in name]
