@@ -10,7 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -212,41 +213,51 @@ def per_worker_requests(directory: str) -> dict[str, float]:
     return counts
 
 
-async def test_several_workers_are_added_up_in_every_scrape(database: str, tmp_path: Path) -> None:
+@contextmanager
+def merge_svc_process(database: str, logs: Path, **env: str) -> Iterator[str]:
+    """merge-svc as a real process on a free port (its database holds just the shared tables); yields its URL."""
     port = free_port()
-    metrics_dir = tmp_path / "metrics"
-    env = {
+    environment = {
         **os.environ,
         "MERGE_SVC_PORT": str(port),
         "MERGE_SVC_DATABASE_URL": database,
-        "WEB_CONCURRENCY": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "CORRAL_EXCHANGE": unique_exchange(),
         "CORRAL_QUEUE_EXPIRES_MS": str(TEST_QUEUE_EXPIRES_MS),
         "CORRAL_LOG_LEVEL": "WARNING",
         "MERGE_SVC_RECONCILE_INTERVAL_SECONDS": "0",
+        **env,
     }
-    log = (tmp_path / "merge-svc.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "merge-svc")],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (
-                tmp_path / "merge-svc.log"
-            ).read_text()
-            await asyncio.sleep(0.2)
+    log_path = logs / "merge-svc.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "merge-svc")],
+            env=environment,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+            yield url
+        finally:
+            os.killpg(process.pid, 15)
+            process.wait(timeout=20)
+
+
+async def test_several_workers_are_added_up_in_every_scrape(database: str, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    with merge_svc_process(
+        database, tmp_path, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    ) as url:
         sent = 0
         # Fresh connections, many at once, until both workers have answered some.
         while sent < 2000:
@@ -262,10 +273,6 @@ async def test_several_workers_are_added_up_in_every_scrape(database: str, tmp_p
         for _ in range(6):
             scrape = Scrape(httpx.get(f"{url}/metrics", timeout=5).text)
             assert scrape.value("corral_http_requests_total", route="<unmatched>", status="401") == sent
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=20)
-        log.close()
 
 
 class OtlpReceiver:
@@ -285,8 +292,11 @@ class OtlpReceiver:
                 export = ExportTraceServiceRequest()
                 export.ParseFromString(body)
                 for resource_spans in export.resource_spans:
-                    service = next(a.value.string_value for a in resource_spans.resource.attributes
-                                   if a.key == "service.name")
+                    service = next(
+                        a.value.string_value
+                        for a in resource_spans.resource.attributes
+                        if a.key == "service.name"
+                    )
                     for scope_spans in resource_spans.scope_spans:
                         received.extend((service, s.name, s.kind) for s in scope_spans.spans)
                 self.send_response(200)
@@ -311,34 +321,16 @@ def test_spans_are_exported_over_otlp_only_when_an_endpoint_is_set(database: str
     assert not [m for m in app.user_middleware if "OpenTelemetry" in str(m.cls)], "nothing installed when off"
 
     receiver = OtlpReceiver()
-    port = free_port()
-    env = {**os.environ, "MERGE_SVC_PORT": str(port), "MERGE_SVC_DATABASE_URL": database,
-           "CORRAL_EXCHANGE": unique_exchange(), "CORRAL_QUEUE_EXPIRES_MS": str(TEST_QUEUE_EXPIRES_MS),
-           "MERGE_SVC_RECONCILE_INTERVAL_SECONDS": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-           "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    log = (tmp_path / "merge-svc.log").open("wb")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "merge-svc")], env=env, stdout=log, stderr=log,
-                               start_new_session=True)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "merge-svc.log").read_text()
-            time.sleep(0.2)
-        assert httpx.get(f"{url}/corral/v1/merges/7", timeout=5).status_code == 401
-        deadline = time.monotonic() + 20
-        while not any(name.startswith("GET /corral/v1/merges") for _, name, _ in receiver.received):
-            assert time.monotonic() < deadline, receiver.received
-            time.sleep(0.1)
+        with merge_svc_process(
+            database, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="100"
+        ) as url:
+            assert httpx.get(f"{url}/corral/v1/merges/7", timeout=5).status_code == 401
+            deadline = time.monotonic() + 20
+            while not any(name.startswith("GET /corral/v1/merges") for _, name, _ in receiver.received):
+                assert time.monotonic() < deadline, receiver.received
+                time.sleep(0.1)
     finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=20)
-        log.close()
         receiver.close()
     services = {service for service, _, _ in receiver.received}
     assert services == {"merge-svc"}
