@@ -215,7 +215,7 @@ def per_worker_requests(directory: str) -> dict[str, float]:
 
 @contextmanager
 def merge_svc_process(database: str, logs: Path, **env: str) -> Iterator[str]:
-    """merge-svc as a real process on a free port (its database holds just the shared tables); yields its URL."""
+    """merge-svc as a process on a free port (its database holds the shared tables only); yields its URL."""
     port = free_port()
     environment = {
         **os.environ,
