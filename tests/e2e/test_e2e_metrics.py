@@ -146,6 +146,7 @@ def test_counters_move_during_an_import_and_a_merge(suite, token) -> None:  # ty
     assert moved("records-svc", "corral_outbox_events_written_total", event_type="record.created") >= ROWS + 2
     assert moved("records-svc", "corral_outbox_events_published_total", event_type="record.created") >= ROWS
     assert moved("records-svc", "corral_outbox_publish_lag_seconds_count") >= 1
+    assert moved("records-svc", "corral_records_bulk_rows_total", result="created") >= ROWS
     # merge-svc: the merge and how long it took
     assert moved("merge-svc", "corral_merges_total", object_type="contacts", outcome="merged") == 1
     assert moved("merge-svc", "corral_merge_duration_seconds_count", object_type="contacts") == 1

@@ -17,6 +17,7 @@ from records_svc.api.deps import Auth, Session
 from records_svc.bulk import BulkRow, UniqueRace, bulk_upsert
 from records_svc.catalog import catalog_knowing, load_catalog, resolve_object_type
 from records_svc.domain.properties import InvalidValue, normalize_value
+from records_svc.metrics import BULK_ROWS, WRITE_RETRIES
 from records_svc.service import WriteSource, iso
 from records_svc.undo import undo_operation
 
@@ -147,7 +148,9 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
                     raise HubSpotError(400, str(exc)) from None
             break
         except UniqueRace:
-            if attempt == UNIQUE_RACE_RETRIES - 1:
+            last = attempt == UNIQUE_RACE_RETRIES - 1
+            WRITE_RETRIES.labels("unique_race", "gave_up" if last else "retried").inc()
+            if last:
                 raise HubSpotError(409, "Unique values kept changing under this batch; retry it",
                                    category="CONFLICT") from None
         except Exception as exc:
@@ -155,7 +158,9 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
             # can lock them in opposite orders; Postgres aborts one, which is then simply run again.
             if not is_transient_conflict(exc):
                 raise
-            if attempt == UNIQUE_RACE_RETRIES - 1:
+            last = attempt == UNIQUE_RACE_RETRIES - 1
+            WRITE_RETRIES.labels("lock_conflict", "gave_up" if last else "retried").inc()
+            if last:
                 raise HubSpotError(409, "This batch kept colliding with concurrent writes of the same records; "
                                         "retry it", category="CONFLICT") from None
             await asyncio.sleep(0.05 * (attempt + 1))
@@ -165,6 +170,8 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
         counts[r.status] += 1
         out.append({"ref": r.ref, "id": str(r.id) if r.id is not None else None, "status": r.status,
                     "errors": [e.__dict__ for e in r.errors]})
+    for status, count in counts.items():
+        BULK_ROWS.labels("failed" if status == "ERROR" else status.lower()).inc(count)
     return FastJSONResponse({"results": out, "created": counts["CREATED"], "updated": counts["UPDATED"],
                            "unchanged": counts["UNCHANGED"], "failed": counts["ERROR"]})
 
