@@ -11,7 +11,7 @@ AUTH_NOT_FOUND = (
     "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
 )
 INVALID_TOKEN = (
-    "The access token provided is invalid. Create a token with `corral-admin create-token` and send it "
+    "The access token provided is invalid. Create a token with `corral token create` and send it "
     "as `Authorization: Bearer <token>`."
 )
 HAPIKEY_GONE = (
