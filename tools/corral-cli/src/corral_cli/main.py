@@ -121,13 +121,28 @@ def file_format(path: Path) -> str:
     return "SPREADSHEET" if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".xlsb", ".ods") else "CSV"
 
 
+# The preview reads the header and the first rows only: of a large CSV, its first lines are sent, not all of it.
+PREVIEW_HEAD_BYTES = 256 * 1024
+
+
+def preview_sample(path: Path) -> bytes | None:
+    """The first whole lines of a large CSV; None to send the file itself (small, or a spreadsheet)."""
+    if file_format(path) != "CSV" or path.stat().st_size <= PREVIEW_HEAD_BYTES:
+        return None
+    with path.open("rb") as handle:
+        head = handle.read(PREVIEW_HEAD_BYTES)
+    return head[: head.rfind(b"\n") + 1] or head
+
+
 def suggested_mapping(api: Api, path: Path, object_type: str) -> dict[str, Any]:
+    mime = mimetypes.guess_type(path.name)[0] or "text/csv"
+    sample = preview_sample(path)
     with path.open("rb") as handle:
         preview = api.json(
             "POST",
             "/corral/v1/imports/preview",
             data={"objectType": object_type},
-            files={"file": (path.name, handle, mimetypes.guess_type(path.name)[0] or "text/csv")},
+            files={"file": (path.name, sample if sample is not None else handle, mime)},
         )
     mapped = [m for m in preview["columnMappings"] if not m.get("ignored")]
     if not mapped:
