@@ -336,3 +336,22 @@ def test_spans_are_exported_over_otlp_only_when_an_endpoint_is_set(database: str
     assert services == {"merge-svc"}
     # Readiness probes and scrapes are not traced.
     assert not [name for _, name, _ in receiver.received if "readyz" in name or "metrics" in name]
+
+
+def test_log_lines_carry_the_trace_and_span_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    import json as jsonlib
+
+    import structlog
+    from crm_common.logging import configure_logging
+
+    configure_logging("things", "INFO", json_output=True)
+    logger = structlog.get_logger("test.trace-ids")
+    with recording_spans():
+        with tracing.tracer("test").start_as_current_span("work") as span:
+            logger.info("inside a span")
+        logger.info("outside any span")
+    inside, outside = (jsonlib.loads(line) for line in capsys.readouterr().err.strip().splitlines()[-2:])
+    assert inside["event"] == "inside a span"
+    assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
+    assert outside["event"] == "outside any span" and "trace_id" not in outside
