@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from import_svc.records import split_by_key
+from crm_common.contracts.records import split_by_key
 
 
 async def test_records_bulk_creates_persist_with_a_warm_catalog(records: httpx.AsyncClient) -> None:
@@ -22,7 +22,7 @@ def test_parallel_parts_keep_every_row_of_one_key_together_and_in_order() -> Non
     rows = [{"ref": i, "properties": {"email": f"p{i % 700}@x.com" if i % 3 else f"P{i % 700}@X.COM "}}
             for i in range(5_000)]
     rows += [{"ref": 10_000 + i, "properties": {"firstname": "no key"}} for i in range(100)]
-    parts = split_by_key({"idProperty": "email", "rows": rows}, 2)
+    parts = split_by_key(rows, "email", 2)
     assert len(parts) == 2 and sorted(r["ref"] for p in parts for r in p) == [r["ref"] for r in rows]
     owner = {}
     for index, part in enumerate(parts):
@@ -31,4 +31,4 @@ def test_parallel_parts_keep_every_row_of_one_key_together_and_in_order() -> Non
             email = row["properties"].get("email")
             if email:
                 assert owner.setdefault(email.strip().lower(), index) == index
-    assert split_by_key({"idProperty": "email", "rows": rows[:1_500]}, 2) == [rows[:1_500]]  # too small to split
+    assert split_by_key(rows[:1_500], "email", 2) == [rows[:1_500]]  # too small to split

@@ -197,7 +197,7 @@ async def test_invalid_merges_are_refused_with_the_cause(merges: httpx.AsyncClie
 async def test_companies_cannot_be_merged_while_salesforce_company_sync_is_on(
         merges: httpx.AsyncClient, records: httpx.AsyncClient, merge_app: Any) -> None:
     from crm_common.http import ServiceClient
-    from merge_svc.clients import SyncClient
+    from crm_common.contracts.sync import SyncClient
 
     first = await make(records, "companies", name="Sync A")
     second = await make(records, "companies", name="Sync B")
@@ -229,7 +229,7 @@ async def test_companies_cannot_be_merged_while_salesforce_company_sync_is_on(
 async def test_company_merges_fail_closed_when_sync_status_is_unknown(
         merges: httpx.AsyncClient, records: httpx.AsyncClient, merge_app: Any) -> None:
     from crm_common.http import ServiceClient
-    from merge_svc.clients import SyncClient
+    from crm_common.contracts.sync import SyncClient
 
     first = await make(records, "companies", name="Dark A")
     second = await make(records, "companies", name="Dark B")
@@ -254,7 +254,7 @@ async def test_a_merge_records_svc_refuses_is_kept_as_failed(merges: httpx.Async
                                                              records_app: Any) -> None:
     """records-svc has the last word (here: it answers 409 as if a record changed under the merge)."""
     from crm_common.http import ServiceClient
-    from merge_svc.clients import RecordsClient
+    from crm_common.contracts.records import RecordsClient
 
     primary = await make(records, "contacts", email="fail-p@example.com")
     secondary = await make(records, "contacts", email="fail-s@example.com")

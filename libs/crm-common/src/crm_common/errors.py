@@ -175,6 +175,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _hubspot_error(_: Request, exc: HubSpotError) -> FastJSONResponse:
         return FastJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
+    from crm_common.contracts.base import ServiceCallError  # the contracts build on this module
+
+    @app.exception_handler(ServiceCallError)
+    async def _service_call(_: Request, exc: ServiceCallError) -> FastJSONResponse:
+        # A call to another service that no route translated: a refusal passes through, an outage is ours.
+        translated = exc.to_hubspot()
+        return FastJSONResponse(translated.body(), status_code=translated.status)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> FastJSONResponse:
         message, details = _describe_validation(exc)

@@ -7,12 +7,12 @@ from pathlib import Path
 import httpx
 from crm_common import cli
 from crm_common.app import ServiceRuntime, create_service_app
+from crm_common.contracts.records import RecordsClient
 from crm_common.http import ServiceClient
 from fastapi import FastAPI
 
 from import_svc.api import capture, imports, preview
 from import_svc.metrics import STATE_METRICS
-from import_svc.records import RecordsClient
 from import_svc.settings import Settings
 from import_svc.worker import ImportWorker
 

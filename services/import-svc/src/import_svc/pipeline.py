@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+from crm_common.contracts.records import BulkRowInput, BulkUpsertOptions, RecordsClient
+
 from import_svc.error_types import import_error_type
 from import_svc.files import FileLayout
 from import_svc.plan import ColumnMapping, FilePlan, ImportPlan
-from import_svc.records import RecordsClient
 from import_svc.values import CouldNotParse, NumberFormat, convert
 
 CONVERTED_TYPES = frozenset({"date", "datetime", "number"})
@@ -87,7 +89,7 @@ class _Pending:
     """Rows bound for one bulk-upsert call."""
 
     id_property: str | None
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[BulkRowInput] = field(default_factory=list)
     # ref -> every line the ref stands for (company rows sharing a domain travel as one).
     lines: dict[int, list[int]] = field(default_factory=dict)
 
@@ -331,14 +333,14 @@ async def _write_object_type(ctx: JobContext, bound: BoundFile, type_id: str, go
     for pending in (by_id, by_key, keyless):
         if not pending.rows:
             continue
-        body = {"operation": ctx.plan.operation(type_id), "idProperty": pending.id_property, "keepExisting": keep,
-                "sourceType": "IMPORT", "sourceId": ctx.source_id, "operationId": ctx.operation_id,
-                "rows": pending.rows}
-        answer = await ctx.records.bulk_upsert(ctx.account_id, type_id, body)
+        options = BulkUpsertOptions(operation=ctx.plan.operation(type_id), idProperty=pending.id_property,
+                                    keepExisting=keep, sourceType="IMPORT", sourceId=ctx.source_id,
+                                    operationId=ctx.operation_id)
+        answer = await ctx.records.bulk_upsert(ctx.account_id, type_id, options, pending.rows)
         created: set[str] = set()
         updated: set[str] = set()
         unchanged: set[str] = set()
-        for result in answer.get("results", []):
+        for result in answer.results:
             lines = pending.lines.get(result["ref"], [result["ref"]])
             for e in result.get("errors") or []:
                 column = column_of.get(e.get("property")) or (column_of.get(key_property) if e.get("property")
@@ -367,7 +369,7 @@ async def _reclassify_replay(ctx: JobContext, type_id: str, created: set[str], u
     """Records the crashed attempt created or updated count as such, not as UNCHANGED."""
     assert ctx.replay_since is not None
     since = ctx.replay_since.replace(microsecond=ctx.replay_since.microsecond // 1000 * 1000)  # records-svc sends ms
-    times = await ctx.records.timestamps(ctx.account_id, type_id, sorted(updated | unchanged))
+    times = await _timestamps(ctx, type_id, sorted(updated | unchanged))
     for record_id in sorted(updated | unchanged):
         created_at, updated_at = times.get(record_id, (None, None))
         if created_at is not None and created_at >= since:
@@ -399,11 +401,11 @@ async def _companies_from_domains(ctx: JobContext, bound: BoundFile, good: list[
     matches = await ctx.records.resolve(ctx.account_id, "0-2", "domain", list(domains))
     new = [d for d in domains if not matches.get(d)]
     if new:
-        answer = await ctx.records.bulk_upsert(ctx.account_id, "0-2", {
-            "operation": "CREATE", "idProperty": None, "keepExisting": [], "sourceType": "IMPORT",
-            "sourceId": ctx.source_id, "operationId": ctx.operation_id,
-            "rows": [{"ref": i, "properties": {"domain": d, "name": d}} for i, d in enumerate(new)]})
-        for result in answer.get("results", []):
+        answer = await ctx.records.bulk_upsert(
+            ctx.account_id, "0-2", BulkUpsertOptions(operation="CREATE", sourceType="IMPORT", sourceId=ctx.source_id,
+                                                     operationId=ctx.operation_id),
+            [{"ref": i, "properties": {"domain": d, "name": d}} for i, d in enumerate(new)])
+        for result in answer.results:
             if result.get("id") and result["status"] == "CREATED":
                 matches[new[result["ref"]]] = [str(result["id"])]
                 out.counters["CREATED_OBJECTS"] += 1
@@ -505,7 +507,7 @@ async def _associate(ctx: JobContext, bound: BoundFile, good: list[tuple[int, li
     existed: list[dict[str, Any]] = []
     for start in range(0, len(inputs), 10_000):
         chunk = inputs[start:start + 10_000]
-        results = await ctx.records.associate(ctx.account_id, ctx.operation_id, chunk)
+        results = await ctx.records.associate(ctx.account_id, chunk, operation_id=ctx.operation_id)
         for result in results:
             index = int(result.get("index", 0))
             status = result.get("status")
@@ -547,15 +549,14 @@ async def _pairs_linked_since(ctx: JobContext, since: datetime) -> set[tuple[str
     linked: set[tuple[str, str, str, str]] = set()
     after = await _journal_position_before(ctx, since)
     while True:
-        page = await ctx.records.operation_journal(ctx.account_id, ctx.operation_id, after=after, limit=JOURNAL_PAGE)
-        for entry in page.get("results", []):
+        page = await ctx.records.journal_page(ctx.account_id, ctx.operation_id, after=after, limit=JOURNAL_PAGE)
+        for entry in page.results:
             link = entry.get("association")
             if entry.get("kind") == "ASSOCIATE" and link and _journal_time(entry) >= since:
                 linked.add((link["fromObjectTypeId"], str(link["fromId"]), link["toObjectTypeId"], str(link["toId"])))
-        following = ((page.get("paging") or {}).get("next") or {}).get("after")
-        if not following:
+        if page.paging is None:
             return linked
-        after = int(following)
+        after = int(page.paging.next.after)
 
 
 async def _journal_position_before(ctx: JobContext, since: datetime) -> int:
@@ -568,8 +569,8 @@ async def _journal_position_before(ctx: JobContext, since: datetime) -> int:
     caller still checks each entry's time, so the search may stop short but never skips a recent entry.
     """
     async def older_entry_after(after: int) -> int | None:
-        page = await ctx.records.operation_journal(ctx.account_id, ctx.operation_id, after=after, limit=1)
-        entries = page.get("results") or []
+        page = await ctx.records.journal_page(ctx.account_id, ctx.operation_id, after=after, limit=1)
+        entries = page.results
         if not entries or _journal_time(entries[0]) >= since:
             return None
         return int(entries[0]["id"])
@@ -594,5 +595,20 @@ async def _journal_position_before(ctx: JobContext, since: datetime) -> int:
     return old
 
 
-def _journal_time(entry: dict[str, Any]) -> datetime:
+def _journal_time(entry: Any) -> datetime:
     return datetime.fromisoformat(str(entry["createdAt"]))
+
+
+async def _timestamps(ctx: JobContext, object_type: str, ids: list[str]
+                      ) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """createdAt/updatedAt of records, through the public batch read (100 per call)."""
+    out: dict[str, tuple[datetime | None, datetime | None]] = {}
+    for start in range(0, len(ids), 100):
+        response = await ctx.records.call("POST", f"/crm/v3/objects/{object_type}/batch/read",
+                                          account_id=ctx.account_id, what="batch read",
+                                          body={"inputs": [{"id": i} for i in ids[start:start + 100]],
+                                                "properties": ["hs_object_id"]})
+        for item in orjson.loads(response.content).get("results", []):
+            out[str(item["id"])] = tuple(datetime.fromisoformat(str(item[k])) if item.get(k) else None
+                                         for k in ("createdAt", "updatedAt"))  # type: ignore[assignment]
+    return out

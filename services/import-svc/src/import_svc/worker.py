@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from crm_common.app import ServiceRuntime
 from crm_common.cloudevents import CloudEvent
+from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.db import transaction
 from crm_common.observability import tracing
 from crm_common.outbox import add_event
@@ -29,7 +30,6 @@ from import_svc import metrics, repository
 from import_svc.files import FileLayout, FileProblem, batches, inspect
 from import_svc.pipeline import BoundFile, JobContext, process_batch
 from import_svc.plan import InvalidImportRequest, bind_columns, parse_plan
-from import_svc.records import RecordsClient, RecordsError
 from import_svc.settings import Settings
 from import_svc.values import number_format_for, zone
 
@@ -181,7 +181,7 @@ class ImportWorker:
             await self._fail(import_id, str(exc))
         except asyncio.CancelledError:
             raise
-        except RecordsError as exc:
+        except ServiceCallError as exc:
             if exc.status >= 500 or exc.status in (409, 429):
                 # records-svc is down or overloaded: keep the checkpoint, let a worker retry later.
                 log.warning("records-svc unavailable; import retried later", import_id=import_id, error=str(exc))
@@ -228,7 +228,7 @@ class ImportWorker:
                          time_zone=zone(plan.time_zone))
         try:
             await self._prepare_properties(ctx)
-        except RecordsError as exc:
+        except ServiceCallError as exc:
             await self._fail(import_id, f"Could not read the properties: {exc.message}")
             return
         bound_files: list[BoundFile] = []
@@ -313,7 +313,8 @@ class ImportWorker:
                               "groupName": spec.get("groupName", "contactinformation" if column.object_type_id == "0-1"
                                                     else "companyinformation"),
                               **{k: v for k, v in spec.items() if k in ("options", "description", "hasUniqueValue")}}
-                created = await self.records.create_property(ctx.account_id, column.object_type_id or "", definition)
+                created = await self.records.create_property(ctx.account_id, column.object_type_id or "", definition,
+                                                             exist_ok=True)
                 ctx.catalogs.setdefault(column.object_type_id or "", {})[column.property_name or ""] = created
 
 

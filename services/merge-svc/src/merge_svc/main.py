@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
-
 from crm_common import cli
 from crm_common.app import ServiceRuntime, create_service_app
+from crm_common.contracts.records import RecordsClient
+from crm_common.contracts.sync import SyncClient
 from crm_common.http import ServiceClient
+from fastapi import FastAPI
+
 from merge_svc.api import merges
-from merge_svc.clients import RecordsClient, SyncClient
 from merge_svc.metrics import STATE_METRICS
 from merge_svc.reconcile import PendingMergeReconciler
 from merge_svc.settings import Settings
@@ -25,10 +26,10 @@ def create_app(settings: Settings | None = None, *, records_transport=None, sync
     async def start_clients(runtime: ServiceRuntime) -> None:
         runtime.extras["records"] = RecordsClient(ServiceClient(
             base_url=settings.records_url, secret=settings.internal_secret, caller=settings.service_name,
-            transport=records_transport))
+            transport=records_transport), retries=settings.records_retries)
         runtime.extras["sync"] = SyncClient(ServiceClient(
             base_url=settings.sync_url, secret=settings.internal_secret, caller=settings.service_name,
-            timeout=10.0, transport=sync_transport))
+            timeout=10.0, transport=sync_transport), retries=2)
         if settings.reconcile_interval_seconds > 0:
             reconciler = PendingMergeReconciler(
                 sessionmaker=runtime.sessionmaker, records=runtime.extras["records"],

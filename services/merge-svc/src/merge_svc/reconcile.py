@@ -14,12 +14,12 @@ import contextlib
 
 import structlog
 from crm_common.cloudevents import CloudEvent
+from crm_common.contracts.records import JournalEntry, RecordsClient
 from crm_common.db import transaction
 from crm_common.outbox import add_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from merge_svc import repository
-from merge_svc.clients import RecordsClient, merge_journal
 from merge_svc.service import SOURCE
 
 log = structlog.get_logger(__name__)
@@ -40,8 +40,7 @@ async def reconcile_pending(*, sessionmaker: async_sessionmaker[AsyncSession], r
             row = await repository.lock_merge_row(session, candidate["id"])
             if row is None or row["status"] != "PENDING":
                 continue
-            entries = await merge_journal(records, account_id=row["account_id"], merge_id=row["id"])
-            created = next((e for e in entries if e.get("kind") == "CREATE"), None)
+            created = await _merge_creation(records, account_id=row["account_id"], merge_id=row["id"])
             if created is None:
                 await repository.mark_failed(session, merge_id=row["id"],
                                              error="records-svc never applied this merge (found PENDING)")
@@ -63,6 +62,14 @@ async def reconcile_pending(*, sessionmaker: async_sessionmaker[AsyncSession], r
             settled["applied"] += 1
             log.warning("settled a pending merge", merge_id=row["id"], new_id=new_id)
     return settled
+
+
+async def _merge_creation(records: RecordsClient, *, account_id: int, merge_id: int) -> JournalEntry | None:
+    """The CREATE entry of records-svc's journal of one merge (`merge:<id>`): None when it never applied."""
+    async for entry in records.journal(account_id, f"merge:{merge_id}"):
+        if entry["kind"] == "CREATE":
+            return entry
+    return None
 
 
 class PendingMergeReconciler:

@@ -14,13 +14,15 @@ from typing import Any
 
 import structlog
 from crm_common.cloudevents import CloudEvent
+from crm_common.contracts.base import ServiceCallError
+from crm_common.contracts.records import MergeApplyRequest, MergeUnapplyRequest, RecordsClient
+from crm_common.contracts.sync import SyncClient
 from crm_common.db import transaction
 from crm_common.errors import HubSpotError
 from crm_common.outbox import add_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from merge_svc import repository
-from merge_svc.clients import RecordsClient, SyncClient
 from merge_svc.domain.limits import LIMIT_MESSAGE, merges_involved, over_limit
 from merge_svc.domain.plan import MergePlan, PlanError, RecordView, Side, plan_merge
 from merge_svc.domain.rules import Strategy
@@ -32,6 +34,8 @@ STANDARD_NAMES = {"0-1": "contacts", "0-2": "companies", "0-3": "deals", "0-5": 
                   "0-8": "line_items", "0-27": "tasks", "0-46": "notes", "0-47": "meetings", "0-48": "calls",
                   "0-49": "emails"}
 MAX_RECORD_ID_DIGITS = 18
+SYNC_UNREACHABLE = ("Companies cannot be merged right now: the Salesforce sync status could not be checked "
+                    "(sync service unreachable); retry shortly")
 
 
 @dataclass
@@ -90,8 +94,7 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
     if str(secondary["objectTypeId"]) != type_id:
         raise HubSpotError(400, f"Records {primary_id} ({primary['objectTypeId']}) and {secondary_id} "
                                 f"({secondary['objectTypeId']}) are of different object types and cannot be merged")
-    if type_id in SYNC_GUARDED_TYPES and await sync.sync_enabled(account_id=account_id,
-                                                                 object_type=SYNC_GUARDED_TYPES[type_id]):
+    if type_id in SYNC_GUARDED_TYPES and await _sync_enabled(sync, account_id, SYNC_GUARDED_TYPES[type_id]):
         raise HubSpotError(409, "Companies cannot be merged while company sync with Salesforce is on; turn "
                                 "company sync off, merge, then turn it back on", category="CONFLICT",
                            sub_category="SALESFORCE_SYNC_ENABLED")
@@ -111,6 +114,14 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
     object_type = str(primary.get("objectType") or STANDARD_NAMES.get(type_id, request.object_type))
     return PreparedMerge(object_type_id=type_id, object_type=object_type, primary=primary, secondary=secondary,
                          plan=plan, merges_involved=involved)
+
+
+async def _sync_enabled(sync: SyncClient, account_id: int, object_type: str) -> bool:
+    """Fails closed: a company merge while sync might be on could break the Salesforce link."""
+    try:
+        return (await sync.sync_status(account_id, object_type)).syncEnabled
+    except ServiceCallError:
+        raise HubSpotError(503, SYNC_UNREACHABLE) from None
 
 
 def _already_merged(field: str, wanted: int, into: str) -> HubSpotError:
@@ -136,15 +147,15 @@ async def merge(*, account_id: int, request: MergeRequest, records: RecordsClien
                 merges_involved=prepared.merges_involved,
                 snapshots={"PRIMARY": prepared.primary, "SECONDARY": prepared.secondary})
         try:
-            applied = await records.apply(account_id=account_id, body={
-                "mergeId": str(merge_id), "objectType": prepared.object_type, "primaryId": str(primary_id),
-                "secondaryId": str(secondary_id), "properties": prepared.plan.properties})
+            applied = await records.apply_merge(account_id, MergeApplyRequest(
+                mergeId=str(merge_id), objectType=prepared.object_type, primaryId=primary_id,
+                secondaryId=secondary_id, properties=prepared.plan.properties))
         except Exception as exc:
             async with transaction(sessionmaker) as session:
                 await repository.mark_failed(session, merge_id=merge_id, error=getattr(exc, "message", repr(exc)))
             raise
-        new_id = str(applied["id"])
-        merged_ids = [str(i) for i in applied.get("mergedIds") or [primary_id, secondary_id]]
+        new_id = applied.id
+        merged_ids = applied.mergedIds or [str(primary_id), str(secondary_id)]
         await repository.mark_applied(locked, merge_id=merge_id, account_id=account_id,
                                       object_type_id=prepared.object_type_id, result_id=int(new_id),
                                       merged_ids=merged_ids)
@@ -155,8 +166,7 @@ async def merge(*, account_id: int, request: MergeRequest, records: RecordsClien
                   "primaryId": str(primary_id), "secondaryId": str(secondary_id), "mergedIds": merged_ids,
                   "mergeId": str(merge_id), "keepSyncing": str(primary_id)}))
     log.info("records merged", merge_id=merge_id, new_id=new_id, object_type=prepared.object_type_id)
-    record = applied.get("record") or {"id": new_id}
-    return record
+    return applied.record or {"id": new_id}
 
 
 async def preview(*, account_id: int, request: MergeRequest, records: RecordsClient, sync: SyncClient,
@@ -196,9 +206,9 @@ async def unmerge(*, account_id: int, merge_id: int, records: RecordsClient,
                                     f"merge {later}; unmerge {later} first", category="CONFLICT",
                                context={"mergeId": [str(later)]})
         snaps = await repository.snapshots(locked, merge_id)
-        report = await records.unapply(account_id=account_id, body={
-            "mergeId": str(merge_id), "objectType": row["object_type"], "mergedId": str(row["result_id"]),
-            "primary": snaps["PRIMARY"], "secondary": snaps["SECONDARY"]})
+        report = (await records.unapply_merge(account_id, MergeUnapplyRequest(
+            mergeId=str(merge_id), objectType=row["object_type"], mergedId=row["result_id"],
+            primary=snaps["PRIMARY"], secondary=snaps["SECONDARY"]))).model_dump()
         await repository.mark_unmerged(locked, merge_id=merge_id, report=report)
         await add_event(locked, CloudEvent(
             source=SOURCE, type="record.unmerged", subject=f"{row['object_type_id']}/{row['primary_id']}",

@@ -1,6 +1,5 @@
-from pydantic_settings import SettingsConfigDict
-
 from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class Settings(BaseServiceSettings):
@@ -10,6 +9,7 @@ class Settings(BaseServiceSettings):
     port: int = 8103
     database_url: str = f"{DEFAULT_PG_URL}/corral_merges"
     records_url: str = "http://127.0.0.1:8101"
+    records_retries: int = 3
     sync_url: str = "http://127.0.0.1:8104"
     # Merges left PENDING (merge-svc stopped mid-merge) are settled from records-svc's journal once they are
     # older than the grace period, which must exceed the records-svc call timeout (60 s).

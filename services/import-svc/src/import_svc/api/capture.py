@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from crm_common.contracts.records import BulkUpsertOptions, RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.responses import FastJSONResponse as JSON
 from email_validator import EmailNotValidError, validate_email
@@ -24,7 +25,6 @@ from import_svc.api.deps import Auth
 from import_svc.business_card import found_anything, parse_business_card
 from import_svc.capture import PLATFORMS, ContactDraft, parse_qr_text, parse_vcards
 from import_svc.ocr import ImageRejected, OcrUnavailable, plain_text, read_card
-from import_svc.records import RecordsClient, RecordsError
 
 router = APIRouter(prefix="/corral/v1/capture", tags=["Mobile capture"])
 
@@ -47,7 +47,7 @@ def _records(request: Request) -> RecordsClient:
     return request.app.state.runtime.extras["records"]
 
 
-def _records_failure(exc: RecordsError) -> HubSpotError:
+def _records_failure(exc: ServiceCallError) -> HubSpotError:
     """records-svc down is a 502 for the caller; a refusal passes its reason on as a 400."""
     return HubSpotError(502 if exc.status >= 500 else 400, exc.message)
 
@@ -56,7 +56,7 @@ async def _save(request: Request, account_id: int, drafts: list[ContactDraft], *
                 kind: str) -> list[dict[str, Any]]:
     try:
         return await _upsert_drafts(_records(request), account_id, drafts, platform=platform, kind=kind)
-    except RecordsError as exc:
+    except ServiceCallError as exc:
         raise _records_failure(exc) from None
 
 
@@ -70,11 +70,12 @@ async def _upsert_drafts(records: RecordsClient, account_id: int, drafts: list[C
     for id_property, group in (("email", keyed), (None, keyless)):
         if not group:
             continue
-        answer = await records.bulk_upsert(account_id, "0-1", {
-            "operation": "UPSERT", "idProperty": id_property, "keepExisting": KEEP_ON_EXISTING,
-            "sourceType": platform, "sourceId": kind, "operationId": operation_id,
-            "rows": [{"ref": d.index, "properties": {**d.properties, **source}} for d in group]})
-        for result in answer.get("results", []):
+        answer = await records.bulk_upsert(
+            account_id, "0-1", BulkUpsertOptions(operation="UPSERT", idProperty=id_property,
+                                                 keepExisting=KEEP_ON_EXISTING, sourceType=platform, sourceId=kind,
+                                                 operationId=operation_id),
+            [{"ref": d.index, "properties": {**d.properties, **source}} for d in group])
+        for result in answer.results:
             outcome[result["ref"]] = result
     out = []
     for draft in drafts:
@@ -301,7 +302,7 @@ async def capture_business_card(request: Request, auth: Auth) -> Any:
         try:
             found = await _records(request).find_by_values(auth.account_id, "0-1", "email",
                                                             [draft.properties["email"]])
-        except RecordsError as exc:
+        except ServiceCallError as exc:
             raise _records_failure(exc) from None
         existing_id = next(iter(found.values()), None)
     return JSON({"text": plain_text(lines),

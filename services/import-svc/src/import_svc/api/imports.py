@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses, not_found
 from crm_common.observability import tracing
 from crm_common.outbox import add_event
@@ -25,7 +26,6 @@ from import_svc import metrics, repository
 from import_svc.api.deps import Auth, Session
 from import_svc.files import MAX_BYTES, FileProblem, inspect
 from import_svc.plan import InvalidImportRequest, parse_plan
-from import_svc.records import RecordsClient, RecordsError
 from import_svc.values import formula_safe
 from import_svc.worker import import_event
 
@@ -275,8 +275,8 @@ async def revert_import(importId: str, auth: Auth, request: Request) -> Any:
         if row["state"] == "REVERTED":
             raise HubSpotError(409, "The import was reverted already", category="CONFLICT")
     try:
-        outcome = await records.undo(auth.account_id, f"import:{row['id']}")
-    except RecordsError as exc:
+        outcome = (await records.undo(auth.account_id, f"import:{row['id']}")).model_dump()
+    except ServiceCallError as exc:
         raise HubSpotError(502 if exc.status >= 500 else 400, f"The revert failed: {exc.message}") from None
     async with runtime.sessionmaker() as session, session.begin():
         row = await repository.set_state(session, row["id"], "REVERTED")

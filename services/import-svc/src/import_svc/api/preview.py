@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
@@ -25,7 +26,6 @@ from import_svc.error_types import import_error_type
 from import_svc.files import MAX_BYTES, FileProblem, batches, inspect, iter_rows
 from import_svc.mapping import check_cell, suggest
 from import_svc.plan import InvalidImportRequest, object_type_id
-from import_svc.records import RecordsClient, RecordsError
 from import_svc.values import DATE_FORMATS, guess_date_format, number_format_for, zone
 
 router = APIRouter(prefix="/corral/v1/imports", tags=["Imports (Corral)"])
@@ -90,7 +90,7 @@ async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
             raise HubSpotError(400, str(exc), category="VALIDATION_ERROR") from None
         try:
             catalogs = {t: await records.properties(auth.account_id, t) for t in type_ids}
-        except RecordsError as exc:
+        except ServiceCallError as exc:
             raise HubSpotError(400 if exc.status < 500 else 502, exc.message) from None
         header = layout.header or []
         width = len(header)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from crm_common.auth import Auth
+from crm_common.contracts.records import RecordsClient
+from crm_common.contracts.sync import SyncClient
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from merge_svc.clients import RecordsClient, SyncClient
 
 
 def _records(request: Request) -> RecordsClient:

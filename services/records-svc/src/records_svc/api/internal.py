@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 import orjson
+from crm_common.contracts.records import (
+    MAX_BULK_ROWS,
+    AssociationInput,
+    BulkAssociationRequest,
+    BulkAssociationResponse,
+    BulkAssociationResult,
+    BulkUpsertOptions,
+    BulkUpsertRequest,
+    BulkUpsertResponse,
+    JournalEntry,
+    JournalPage,
+    MergeApplyRequest,
+    MergeApplyResponse,
+    MergeUnapplyRequest,
+    MergeUnapplyResponse,
+    RecordSnapshot,
+    ResolveRequest,
+    ResolveResponse,
+    UndoReport,
+    UndoRequest,
+)
 from crm_common.errors import HubSpotError, error_responses, is_transient_conflict
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from records_svc import association_service as links
 from records_svc import merges, repository
@@ -23,46 +44,7 @@ from records_svc.undo import undo_operation
 
 router = APIRouter(prefix="/internal/v1", tags=["Internal"])
 
-MAX_BULK_ROWS = 20_000
 UNIQUE_RACE_RETRIES = 3
-
-
-class BulkRowInput(BaseModel):
-    ref: int
-    id: str | None = None
-    properties: dict[str, str | int | float | bool | None]
-
-
-class BulkUpsertRequest(BaseModel):
-    operation: Literal["CREATE", "UPDATE", "UPSERT"] = "UPSERT"
-    idProperty: str | None = None
-    keepExisting: list[str] = Field(default_factory=list)
-    sourceType: str = "IMPORT"
-    sourceId: str | None = None
-    operationId: str | None = None
-    rows: list[BulkRowInput]
-
-
-class BulkRowError(BaseModel):
-    code: str
-    message: str
-    property: str | None = None
-    value: str | None = None
-
-
-class BulkRowResult(BaseModel):
-    ref: int
-    id: str | None
-    status: Literal["CREATED", "UPDATED", "UNCHANGED", "ERROR"]
-    errors: list[BulkRowError]
-
-
-class BulkUpsertResponse(BaseModel):
-    results: list[BulkRowResult]
-    created: int
-    updated: int
-    unchanged: int
-    failed: int
 
 
 BULK_VALUE_TYPES = (str, int, float, bool)
@@ -86,7 +68,7 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return inline(schema)
 
 
-def parse_bulk_request(body: bytes) -> tuple[BulkUpsertRequest, list[BulkRow]]:
+def parse_bulk_request(body: bytes) -> tuple[BulkUpsertOptions, list[BulkRow]]:
     """The bulk body, checked by hand: validating 20,000 rows through pydantic cost more than writing them."""
     try:
         data = orjson.loads(body)
@@ -100,7 +82,7 @@ def parse_bulk_request(body: bytes) -> tuple[BulkUpsertRequest, list[BulkRow]]:
     if len(raw_rows) > MAX_BULK_ROWS:
         raise HubSpotError(400, f"At most {MAX_BULK_ROWS} rows per bulk call; got {len(raw_rows)}")
     try:
-        options = BulkUpsertRequest.model_validate({**data, "rows": []})
+        options = BulkUpsertOptions.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -152,7 +134,7 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
             WRITE_RETRIES.labels("unique_race", "gave_up" if last else "retried").inc()
             if last:
                 raise HubSpotError(409, "Unique values kept changing under this batch; retry it",
-                                   category="CONFLICT") from None
+                                   category="CONFLICT", headers={"Retry-After": "1"}) from None
         except Exception as exc:
             # Two writers of the same records (two imports in one account, an import and an API batch)
             # can lock them in opposite orders; Postgres aborts one, which is then simply run again.
@@ -162,10 +144,10 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
             WRITE_RETRIES.labels("lock_conflict", "gave_up" if last else "retried").inc()
             if last:
                 raise HubSpotError(409, "This batch kept colliding with concurrent writes of the same records; "
-                                        "retry it", category="CONFLICT") from None
+                                        "retry it", category="CONFLICT", headers={"Retry-After": "1"}) from None
             await asyncio.sleep(0.05 * (attempt + 1))
     counts = {"CREATED": 0, "UPDATED": 0, "UNCHANGED": 0, "ERROR": 0}
-    out = []
+    out: list[dict[str, Any]] = []  # BulkRowResult
     for r in results:
         counts[r.status] += 1
         out.append({"ref": r.ref, "id": str(r.id) if r.id is not None else None, "status": r.status,
@@ -174,15 +156,6 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
         BULK_ROWS.labels("failed" if status == "ERROR" else status.lower()).inc(count)
     return FastJSONResponse({"results": out, "created": counts["CREATED"], "updated": counts["UPDATED"],
                            "unchanged": counts["UNCHANGED"], "failed": counts["ERROR"]})
-
-
-class ResolveRequest(BaseModel):
-    property: str
-    values: list[str] = Field(max_length=MAX_BULK_ROWS)
-
-
-class ResolveResponse(BaseModel):
-    matches: dict[str, list[str]]
 
 
 @router.post("/records/{objectType}/resolve", response_model=ResolveResponse, responses=error_responses(400, 401),
@@ -218,39 +191,14 @@ async def resolve_records(objectType: str, payload: ResolveRequest, auth: Auth, 
     return FastJSONResponse({"matches": matches})
 
 
-class AssociationInput(BaseModel):
-    fromObjectType: str
-    fromId: str | int
-    toObjectType: str
-    toId: str | int
-    associationCategory: str = "HUBSPOT_DEFINED"
-    associationTypeId: int | None = None
-
-
-class BulkAssociationRequest(BaseModel):
-    operationId: str | None = None
-    sourceType: str = "IMPORT"
-    inputs: list[AssociationInput] = Field(max_length=MAX_BULK_ROWS)
-
-
-class BulkAssociationResult(BaseModel):
-    index: int
-    status: Literal["CREATED", "EXISTS", "ERROR"]
-    error: str | None = None
-
-
-class BulkAssociationResponse(BaseModel):
-    results: list[BulkAssociationResult]
-
-
 @router.post("/associations/bulk", response_model=BulkAssociationResponse, responses=error_responses(400, 401),
              summary="Add many associations (labels are added, never replaced)")
 async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: Session) -> Any:
     source = WriteSource(source_type=payload.sourceType, operation_id=payload.operationId, trusted=True)
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, BulkAssociationResult] = {}
     groups: dict[tuple[str, str], list[tuple[int, AssociationInput]]] = {}
     for index, item in enumerate(payload.inputs):
-        groups.setdefault((item.fromObjectType, item.toObjectType), []).append((index, item))
+        groups.setdefault((item["fromObjectType"], item["toObjectType"]), []).append((index, item))
     for (from_key, to_key), items in groups.items():
         try:
             from_type = await resolve_object_type(session, auth.account_id, from_key)
@@ -262,10 +210,11 @@ async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: S
         requests = []
         for index, item in items:
             try:
-                kinds = [] if item.associationTypeId is None else [pair.get(item.associationCategory,
-                                                                            item.associationTypeId)]
-                requests.append(links.PairRequest(index=index, from_id=int(str(item.fromId)),
-                                                  to_id=int(str(item.toId)), kinds=kinds))
+                type_id = item.get("associationTypeId")
+                kinds = [] if type_id is None else [pair.get(item.get("associationCategory", "HUBSPOT_DEFINED"),
+                                                             type_id)]
+                requests.append(links.PairRequest(index=index, from_id=int(str(item["fromId"])),
+                                                  to_id=int(str(item["toId"])), kinds=kinds))
             except (HubSpotError, ValueError) as exc:
                 results[index] = {"index": index, "status": "ERROR", "error": getattr(exc, "message", str(exc))}
         before = await repository.associations_between_pairs(session, auth.account_id,
@@ -282,12 +231,12 @@ async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: S
     return FastJSONResponse({"results": [results[i] for i in sorted(results)]})
 
 
-@router.get("/operations/{operationId}/journal", responses=error_responses(400, 401),
+@router.get("/operations/{operationId}/journal", response_model=JournalPage, responses=error_responses(400, 401),
             summary="The journal of one operation")
 async def operation_journal(operationId: str, auth: Auth, session: Session, after: int = 0, limit: int = 1000) -> Any:
     limit = max(1, min(limit, 10_000))
     rows = await repository.journal_page(session, auth.account_id, operationId, after=after, limit=limit + 1)
-    results = [{"id": str(r["id"]), "recordId": str(r["record_id"]), "objectTypeId": r["object_type_id"],
+    results: list[JournalEntry] = [{"id": str(r["id"]), "recordId": str(r["record_id"]), "objectTypeId": r["object_type_id"],
                 "kind": r["kind"], "oldValues": r["old_values"], "newValues": r["new_values"],
                 "association": r["association"], "createdAt": iso(r["created_at"]),
                 "undoneAt": iso(r["undone_at"])} for r in rows[:limit]]
@@ -297,11 +246,7 @@ async def operation_journal(operationId: str, auth: Auth, session: Session, afte
     return FastJSONResponse(body)
 
 
-class UndoRequest(BaseModel):
-    sourceType: str = "API"
-
-
-@router.post("/operations/{operationId}/undo", responses=error_responses(400, 401),
+@router.post("/operations/{operationId}/undo", response_model=UndoReport, responses=error_responses(400, 401),
              summary="Undo an operation, reporting values changed since")
 async def undo(operationId: str, auth: Auth, session: Session, payload: UndoRequest | None = None) -> Any:
     report = await undo_operation(session, account_id=auth.account_id, operation_id=operationId,
@@ -309,7 +254,8 @@ async def undo(operationId: str, auth: Auth, session: Session, payload: UndoRequ
     return FastJSONResponse(report.as_json())
 
 
-@router.get("/records/{objectType}/{recordId}/snapshot", responses=error_responses(400, 401, 404),
+@router.get("/records/{objectType}/{recordId}/snapshot", response_model=RecordSnapshot,
+            responses=error_responses(400, 401, 404),
             summary="A record with all its values, history and associations (merge planning and unmerge)")
 async def record_snapshot(objectType: str, recordId: int, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
@@ -317,15 +263,7 @@ async def record_snapshot(objectType: str, recordId: int, auth: Auth, session: S
                                                 record_id=recordId))
 
 
-class MergeApplyRequest(BaseModel):
-    mergeId: str
-    objectType: str
-    primaryId: int
-    secondaryId: int
-    properties: dict[str, str | int | float | bool | None]
-
-
-@router.post("/merges/apply", responses=error_responses(400, 401, 404, 409),
+@router.post("/merges/apply", response_model=MergeApplyResponse, responses=error_responses(400, 401, 404, 409),
              summary="Apply a merge plan atomically: new record, moved associations, aliases")
 async def merge_apply(payload: MergeApplyRequest, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
@@ -334,15 +272,8 @@ async def merge_apply(payload: MergeApplyRequest, auth: Auth, session: Session) 
         primary_id=payload.primaryId, secondary_id=payload.secondaryId, properties=payload.properties))
 
 
-class MergeUnapplyRequest(BaseModel):
-    mergeId: str
-    objectType: str
-    mergedId: int
-    primary: dict[str, Any]
-    secondary: dict[str, Any]
-
-
-@router.post("/merges/unapply", responses=error_responses(400, 401, 404, 409),
+@router.post("/merges/unapply", response_model=MergeUnapplyResponse,
+             responses=error_responses(400, 401, 404, 409),
              summary="Restore both originals of a merge, keeping later edits")
 async def merge_unapply(payload: MergeUnapplyRequest, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, payload.objectType)

@@ -5,16 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from crm_common.auth import Auth
+from crm_common.contracts.sync import SyncStatus
 from crm_common.errors import error_responses
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 router = APIRouter(prefix="/internal/v1", tags=["Internal"])
-
-
-class SyncStatus(BaseModel):
-    objectType: str
-    syncEnabled: bool
 
 
 @router.get("/sync/status", response_model=SyncStatus, responses=error_responses(400, 401),
