@@ -175,8 +175,9 @@ def import_file(
     ctx: typer.Context,
     file: Annotated[
         Path,
-        typer.Argument(metavar="FILE", help="CSV or spreadsheet to import", exists=True, dir_okay=False,
-                       readable=True),
+        typer.Argument(
+            metavar="FILE", help="CSV or spreadsheet to import", exists=True, dir_okay=False, readable=True
+        ),
     ],
     object_type: Annotated[
         str,
@@ -527,40 +528,126 @@ def duplicates_list(
 
 @sync_app.command("status")
 def sync_status(ctx: typer.Context) -> None:
-    """Whether the sync runs, what it did last, API calls used against the day's budget."""
+    """Whether the sync runs, its last cycle, queued changes, API calls against the day's budget, errors."""
     with api_of(ctx) as api:
         body = api.json("GET", "/corral/v1/salesforce/sync/status")
-    show_object(ctx, body)
+    if ctx.obj.as_json or not isinstance(body, dict):
+        emit_json(body)
+        return
+    calls = body.get("apiCalls") or {}
+    budget = calls.get("dailyBudget")
+    used = calls.get("last24h", 0)
+    pairs: list[tuple[str, Any]] = [
+        (
+            "State",
+            body.get("state", "") + (f" ({body['suspendedReason']})" if body.get("suspendedReason") else ""),
+        ),
+        ("Started", body.get("startedAt") or "-"),
+        ("Last cycle", body.get("lastCycleAt") or "-"),
+        ("Queued changes", f"{body.get('queuedChanges', 0):,}"),
+        (
+            "API calls (24 h)",
+            f"{used:,}" + (f" of {budget:,} ({used / budget:.0%})" if budget else " (no cap)"),
+        ),
+        ("Open errors", ", ".join(f"{k} {v}" for k, v in (body.get("errors") or {}).items() if v) or "none"),
+    ]
+    key_values(pairs)
+    objects = [
+        {
+            "object": o.get("objectType"),
+            "salesforce": o.get("salesforceObject"),
+            "enabled": "yes" if o.get("enabled") else "no",
+            "polled": o.get("lastPolledAt") or "-",
+            "queued": o.get("queuedChanges", 0),
+            "linked": o.get("linkedRecords", 0),
+        }
+        for o in body.get("objects") or []
+    ]
+    if objects:
+        table(
+            objects,
+            [
+                ("Object", "object"),
+                ("Salesforce", "salesforce"),
+                ("Enabled", "enabled"),
+                ("Last polled", "polled"),
+                ("Queued", "queued"),
+                ("Linked", "linked"),
+            ],
+            title="Objects",
+        )
 
 
 @sync_app.command("run")
 def sync_run(ctx: typer.Context) -> None:
-    """Run a sync cycle now instead of waiting for the next one."""
+    """Run a sync cycle now instead of waiting for the next one; prints what it did."""
     with api_of(ctx) as api:
         body = api.json("POST", "/corral/v1/salesforce/sync/run")
-    show_object(ctx, body)
-
-
-@sync_app.command("errors")
-def sync_errors(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=100)] = 50) -> None:
-    """Sync errors by category, with the record and the reason."""
-    with api_of(ctx) as api:
-        body = api.json("GET", "/corral/v1/salesforce/errors", params={"limit": limit})
-    if ctx.obj.as_json or not isinstance(body, dict) or "results" not in body:
-        show_object(ctx, body)
-        return
-    results = body["results"]
-    keys = list(dict.fromkeys(k for r in results for k, v in r.items() if not isinstance(v, (dict, list))))
-    table(results, [(k, k) for k in keys], title="Sync errors")
-
-
-def show_object(ctx: typer.Context, body: Any) -> None:
     if ctx.obj.as_json or not isinstance(body, dict):
         emit_json(body)
         return
     key_values(
-        [(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in body.items()]
-        or [("(empty)", "")]
+        [
+            ("API calls", body.get("apiCalls", 0)),
+            *([("Skipped", body["skipped"])] if body.get("skipped") else []),
+            *([("Stopped", body["stopped"])] if body.get("stopped") else []),
+        ]
+    )
+    rows = []
+    for direction in ("inbound", "outbound"):
+        for object_type, counts in (body.get(direction) or {}).items():
+            rows.append(
+                {
+                    "direction": direction,
+                    "object": object_type,
+                    "counts": ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing",
+                }
+            )
+    if rows:
+        table(
+            rows, [("Direction", "direction"), ("Object", "object"), ("Done", "counts")], title="This cycle"
+        )
+
+
+@sync_app.command("errors")
+def sync_errors(
+    ctx: typer.Context,
+    category: Annotated[
+        str | None,
+        typer.Option(
+            help="ASSOCIATIONS, CUSTOM_CODE, DUPLICATES, PERMISSIONS, "
+            "PROPERTY_VALUES, CONNECTION or API_LIMIT"
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """Open sync errors, by category, with the record and the reason."""
+    params: dict[str, Any] = {"limit": limit, **({"category": category.upper()} if category else {})}
+    with api_of(ctx) as api:
+        body = api.json("GET", "/corral/v1/salesforce/errors", params=params)
+    if ctx.obj.as_json or not isinstance(body, dict) or "results" not in body:
+        emit_json(body)
+        return
+    rows = [
+        {
+            **e,
+            "record": "/".join(str(x) for x in (e.get("objectType"), e.get("recordId")) if x)
+            + (f" (SF {e['salesforceId']})" if e.get("salesforceId") else ""),
+        }
+        for e in body["results"]
+    ]
+    table(
+        rows,
+        [
+            ("ID", "id"),
+            ("Category", "category"),
+            ("Direction", "direction"),
+            ("Record", "record"),
+            ("Code", "code"),
+            ("Message", "message"),
+            ("Attempts", "attempts"),
+        ],
+        title="Sync errors",
     )
 
 
