@@ -121,7 +121,7 @@ def file_format(path: Path) -> str:
     return "SPREADSHEET" if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".xlsb", ".ods") else "CSV"
 
 
-# The preview reads the header and the first rows only: of a large CSV, its first lines are sent, not all of it.
+# The preview reads the header and the first rows only: of a large CSV, only its first lines are sent.
 PREVIEW_HEAD_BYTES = 256 * 1024
 
 
