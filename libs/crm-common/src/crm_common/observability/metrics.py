@@ -179,20 +179,29 @@ class RequestMetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        counted = False
 
-        async def send_with_status(message: Message) -> None:
+        def count() -> None:
+            nonlocal counted
+            if not counted:
+                counted = True
+                route = route_template(scope)
+                HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+                HTTP_REQUEST_DURATION.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+        async def send_counted(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Counted before the last byte leaves: a client that has its answer finds it counted.
+                count()
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, send_counted)
         finally:
-            route = route_template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            count()
 
 
 def route_template(scope: Scope) -> str:
