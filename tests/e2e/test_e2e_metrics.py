@@ -59,7 +59,7 @@ def test_counters_move_during_an_import_and_a_merge(suite, token) -> None:  # ty
     assert started.status_code == 200, started.text
     import_id = started.json()["id"]
 
-    # While it runs: a scrape taken between two answers that both say PROCESSING sees it running, with the rows
+    # While it runs: a scrape taken between two answers that both say PROCESSING sees it running, with rows
     # still to import between what the two answers had processed (the e2e tests run one at a time).
     def processing() -> tuple[str, int]:
         body = api.get(f"/crm/v3/imports/{import_id}").json()
