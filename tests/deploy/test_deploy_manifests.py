@@ -61,7 +61,7 @@ COMPONENTS = [
     Component("records-svc", "records-svc", "services/records-svc", "records-svc", 8101, "corral_records",
               "RECORDS_SVC_", []),
     Component("import-svc", "import-svc", "services/import-svc", "import-svc", 8102, "corral_imports",
-              "IMPORT_SVC_", ["RECORDS_URL", "FILE_STORE_DIR"]),
+              "IMPORT_SVC_", ["RECORDS_URL", "MERGE_URL", "FILE_STORE_DIR"]),
     Component("merge-svc", "merge-svc", "services/merge-svc", "merge-svc", 8103, "corral_merges",
               "MERGE_SVC_", ["RECORDS_URL", "SYNC_URL"]),
     Component("sync-svc", "sync-svc", "services/sync-svc", "sync-svc", 8104, "corral_sync",
@@ -74,7 +74,8 @@ SERVICES = [c for c in COMPONENTS if c.name != "gateway"]
 EMULATOR_DIR = "tools/salesforce-emulator"
 # Which service each internal URL must point at.
 URL_TARGETS = {
-    "RECORDS_URL": "records-svc", "IMPORTS_URL": "import-svc", "MERGES_URL": "merge-svc", "SYNC_URL": "sync-svc",
+    "RECORDS_URL": "records-svc", "IMPORTS_URL": "import-svc", "MERGES_URL": "merge-svc", "MERGE_URL": "merge-svc",
+    "SYNC_URL": "sync-svc",
 }
 PROD_REPLICAS = {"gateway": 3, "records-svc": 2, "import-svc": 2, "merge-svc": 2, "sync-svc": 2}
 OVERLAYS = ["dev", "prod"]

@@ -43,8 +43,6 @@ PENDING = {
     "corral_sync_paused": {"connection"},
     "corral_sync_queued_changes": {"connection", "direction"},
     "corral_sync_errors": {"category"},
-    "corral_duplicate_scans_total": {"outcome"},
-    "corral_duplicate_scans": {"state"},
 }
 
 

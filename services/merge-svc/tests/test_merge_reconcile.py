@@ -21,8 +21,8 @@ async def pending_merge(runtime: Any, account_id: int, records: httpx.AsyncClien
     async with transaction(runtime.sessionmaker) as session:
         return await repository.insert_pending(
             session, account_id=account_id, object_type_id="0-1", object_type="contacts",
-            primary_id=int(primary), secondary_id=int(secondary), properties_to_keep={},
-            plan={"properties": {}, "decisions": {}}, merges_involved=1, snapshots=snaps)
+            primary_id=int(primary), secondary_ids=[int(secondary)], properties_to_keep={},
+            plan={"properties": {}, "decisions": {}}, merges_involved=1, snapshots=list(snaps.items()))
 
 
 async def test_pending_merges_are_settled_applied_or_failed(merges: httpx.AsyncClient, records: httpx.AsyncClient,

@@ -48,7 +48,8 @@ def _finish(draft: ContactDraft, *, default_lifecycle: bool = True) -> ContactDr
     if default_lifecycle:
         props.setdefault("lifecyclestage", "lead")
     if not email:
-        draft.problems.append("No email: the contact cannot be deduplicated or associated with a company")
+        draft.problems.append("No email: matched by name with phone or company only, and not associated with "
+                              "a company")
     draft.properties = props
     return draft
 

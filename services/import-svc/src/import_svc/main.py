@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 from crm_common import cli
 from crm_common.app import ServiceRuntime, create_service_app
+from crm_common.contracts.merges import MergesClient
 from crm_common.contracts.records import RecordsClient
 from crm_common.http import ServiceClient
 from fastapi import FastAPI
@@ -19,9 +20,9 @@ from import_svc.worker import ImportWorker
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 
 
-def create_app(settings: Settings | None = None, *, records_transport: httpx.AsyncBaseTransport | None = None
-               ) -> FastAPI:
-    """`records_transport` lets tests run records-svc in-process (httpx.ASGITransport)."""
+def create_app(settings: Settings | None = None, *, records_transport: httpx.AsyncBaseTransport | None = None,
+               merge_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """`records_transport`/`merge_transport` let tests run those services in-process (httpx.ASGITransport)."""
     settings = settings or Settings()
 
     async def start(runtime: ServiceRuntime) -> None:
@@ -31,6 +32,9 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
         runtime.extras["records_http"] = client
         runtime.extras["records"] = RecordsClient(client, retries=settings.records_retries,
                                                   parallel_calls=settings.records_parallel_calls)
+        runtime.extras["merges"] = MergesClient(ServiceClient(
+            base_url=settings.merge_url, secret=settings.internal_secret, caller=settings.service_name,
+            timeout=10.0, transport=merge_transport), retries=2)
         Path(settings.file_store_dir).mkdir(parents=True, exist_ok=True)
         if settings.run_worker:
             worker = ImportWorker(runtime, runtime.extras["records"], settings)
@@ -41,9 +45,10 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
         worker = runtime.extras.get("worker")
         if worker is not None:
             await worker.stop()
-        client = runtime.extras.get("records_http")
-        if client is not None:
-            await client.aclose()
+        for name in ("records_http", "merges"):
+            client = runtime.extras.get(name)
+            if client is not None:
+                await client.aclose()
 
     return create_service_app(
         settings=settings,

@@ -9,6 +9,8 @@ class Settings(BaseServiceSettings):
     port: int = 8102
     database_url: str = f"{DEFAULT_PG_URL}/corral_imports"
     records_url: str = "http://127.0.0.1:8101"
+    # Captured contacts without an email are matched by merge-svc's duplicate check.
+    merge_url: str = "http://127.0.0.1:8103"
     records_timeout: float = 300.0
     records_retries: int = 5
     # A large bulk write is split by key into this many calls that run at once: while Postgres writes

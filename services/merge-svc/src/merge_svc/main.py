@@ -11,7 +11,9 @@ from crm_common.contracts.sync import SyncClient
 from crm_common.http import ServiceClient
 from fastapi import FastAPI
 
-from merge_svc.api import merges
+from merge_svc.api import duplicates, merges
+from merge_svc.duplicates import events as duplicate_events
+from merge_svc.duplicates.scans import ScanWorker
 from merge_svc.metrics import STATE_METRICS
 from merge_svc.reconcile import PendingMergeReconciler
 from merge_svc.settings import Settings
@@ -22,11 +24,13 @@ SERVICE_DIR = Path(__file__).resolve().parents[2]
 def create_app(settings: Settings | None = None, *, records_transport=None, sync_transport=None) -> FastAPI:
     """`records_transport`/`sync_transport` let tests run those services in-process (httpx.ASGITransport)."""
     settings = settings or Settings()
+    clients: dict[str, RecordsClient] = {}
 
     async def start_clients(runtime: ServiceRuntime) -> None:
         runtime.extras["records"] = RecordsClient(ServiceClient(
             base_url=settings.records_url, secret=settings.internal_secret, caller=settings.service_name,
             transport=records_transport), retries=settings.records_retries)
+        clients["records"] = runtime.extras["records"]
         runtime.extras["sync"] = SyncClient(ServiceClient(
             base_url=settings.sync_url, secret=settings.internal_secret, caller=settings.service_name,
             timeout=10.0, transport=sync_transport), retries=2)
@@ -36,8 +40,16 @@ def create_app(settings: Settings | None = None, *, records_transport=None, sync
                 interval=settings.reconcile_interval_seconds, grace=settings.reconcile_grace_seconds)
             reconciler.start()
             runtime.extras["reconciler"] = reconciler
+        if settings.run_scans:
+            scans = ScanWorker(sessionmaker=runtime.sessionmaker, records=runtime.extras["records"],
+                               poll_seconds=settings.scan_poll_seconds)
+            scans.start()
+            runtime.extras["scans"] = scans
 
     async def stop_clients(runtime: ServiceRuntime) -> None:
+        scans = runtime.extras.pop("scans", None)
+        if scans is not None:
+            await scans.stop()
         reconciler = runtime.extras.pop("reconciler", None)
         if reconciler is not None:
             await reconciler.stop()
@@ -50,7 +62,10 @@ def create_app(settings: Settings | None = None, *, records_transport=None, sync
         settings=settings,
         title="Corral merge service",
         description="Merges of duplicate records, merge history, unmerge and duplicate suggestions.",
-        routers=[merges.hubspot_router, merges.router],
+        routers=[merges.hubspot_router, merges.router, duplicates.router, duplicates.internal_router],
+        # The records client exists only once the lifespan started; the consumer starts before the hooks
+        # but handles nothing until messages arrive, and reads it through this late lookup.
+        subscriptions=duplicate_events.subscriptions(lambda: clients["records"]),
         on_startup=[start_clients],
         on_shutdown=[stop_clients],
         state_metrics=STATE_METRICS,

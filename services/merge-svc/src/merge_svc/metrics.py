@@ -21,11 +21,22 @@ MERGE_DURATION = histogram(
 )
 UNMERGES = counter("corral_unmerges", "Unmerge requests, by outcome (unmerged, refused, failed)", ["outcome"])
 
+DUPLICATE_SCANS = counter("corral_duplicate_scans", "Duplicate scans run, by outcome (complete, failed)",
+                          ["outcome"])
+
 STATE_METRICS = (
     DatabaseGauge(
         "corral_merges_pending",
         "Merges stored but not yet confirmed by records-svc (the reconciler settles them)",
         "SELECT count(*) FROM merges WHERE status = 'PENDING'",
+    ),
+    DatabaseGauge(
+        "corral_duplicate_scans",
+        "Duplicate scans waiting (queued) or running",
+        "SELECT CASE status WHEN 'PENDING' THEN 'queued' ELSE 'running' END, count(*) FROM duplicate_jobs "
+        "WHERE status IN ('PENDING', 'RUNNING') GROUP BY 1",
+        labels=("state",),
+        expected=(("queued",), ("running",)),
     ),
 )
 

@@ -20,7 +20,7 @@ from crm_common.outbox import add_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from merge_svc import repository
-from merge_svc.service import SOURCE
+from merge_svc.service import SOURCE, secondaries_of
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ async def reconcile_pending(*, sessionmaker: async_sessionmaker[AsyncSession], r
     for candidate in candidates:
         async with transaction(sessionmaker) as session:
             if not await repository.try_lock_records(session, candidate["account_id"],
-                                                     [candidate["primary_id"], candidate["secondary_id"]]):
+                                                     [candidate["primary_id"], *secondaries_of(candidate)]):
                 settled["skipped"] += 1
                 continue
             row = await repository.lock_merge_row(session, candidate["id"])
@@ -49,7 +49,7 @@ async def reconcile_pending(*, sessionmaker: async_sessionmaker[AsyncSession], r
             new_id = str(created["recordId"])
             written = created.get("newValues") or {}
             merged_ids = [i for i in str(written.get("hs_merged_object_ids", "")).split(";") if i] or \
-                [str(row["primary_id"]), str(row["secondary_id"])]
+                [str(row["primary_id"]), *(str(i) for i in secondaries_of(row))]
             await repository.mark_applied(session, merge_id=row["id"], account_id=row["account_id"],
                                           object_type_id=row["object_type_id"], result_id=int(new_id),
                                           merged_ids=merged_ids)
@@ -58,6 +58,7 @@ async def reconcile_pending(*, sessionmaker: async_sessionmaker[AsyncSession], r
                 corralaccount=row["account_id"],
                 data={"objectType": row["object_type"], "objectTypeId": row["object_type_id"], "id": new_id,
                       "primaryId": str(row["primary_id"]), "secondaryId": str(row["secondary_id"]),
+                      **({"secondaryIds": [str(i) for i in secondaries_of(row)]} if row.get("secondary_ids") else {}),
                       "mergedIds": merged_ids, "mergeId": str(row["id"]), "keepSyncing": str(row["primary_id"])}))
             settled["applied"] += 1
             log.warning("settled a pending merge", merge_id=row["id"], new_id=new_id)

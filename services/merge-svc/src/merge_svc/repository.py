@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-MERGE_COLUMNS = ("id, account_id, object_type_id, object_type, primary_id, secondary_id, result_id, status, "
+MERGE_COLUMNS = ("id, account_id, object_type_id, object_type, primary_id, secondary_id, secondary_ids, result_id, status, "
                  "properties_to_keep, plan, merged_ids, merges_involved, error, unmerge_report, created_at, "
                  "applied_at, unmerged_at")
 
@@ -26,26 +26,28 @@ async def lock_records(session: AsyncSession, account_id: int, record_ids: list[
 
 
 async def insert_pending(session: AsyncSession, *, account_id: int, object_type_id: str, object_type: str,
-                         primary_id: int, secondary_id: int, properties_to_keep: dict[str, str],
+                         primary_id: int, secondary_ids: list[int], properties_to_keep: dict[str, str],
                          plan: dict[str, Any], merges_involved: int,
-                         snapshots: dict[str, dict[str, Any]]) -> int:
+                         snapshots: list[tuple[str, dict[str, Any]]]) -> int:
+    """A merge of two records, or of a cluster (several secondaries, listed in `secondary_ids`)."""
     merge_id = (await session.execute(
-        text("INSERT INTO merges (account_id, object_type_id, object_type, primary_id, secondary_id, "
-             "properties_to_keep, plan, merges_involved) VALUES (:a, :t, :n, :p, :s, "
+        text("INSERT INTO merges (account_id, object_type_id, object_type, primary_id, secondary_id, secondary_ids, "
+             "properties_to_keep, plan, merges_involved) VALUES (:a, :t, :n, :p, :s, CAST(:ss AS jsonb), "
              "CAST(:keep AS jsonb), CAST(:plan AS jsonb), :m) RETURNING id"),
-        {"a": account_id, "t": object_type_id, "n": object_type, "p": primary_id, "s": secondary_id,
+        {"a": account_id, "t": object_type_id, "n": object_type, "p": primary_id, "s": secondary_ids[0],
+         "ss": _dumps([str(i) for i in secondary_ids]) if len(secondary_ids) > 1 else None,
          "keep": _dumps(properties_to_keep), "plan": _dumps(plan), "m": merges_involved},
     )).scalar_one()
     await session.execute(
         text("INSERT INTO merge_snapshots (merge_id, role, record_id, snapshot) "
              "VALUES (:m, :role, :r, CAST(:snap AS jsonb))"),
-        [{"m": merge_id, "role": role, "r": int(snap["id"]), "snap": _dumps(snap)} for role, snap in snapshots.items()],
+        [{"m": merge_id, "role": role, "r": int(snap["id"]), "snap": _dumps(snap)} for role, snap in snapshots],
     )
     await session.execute(
         text("INSERT INTO merge_participants (merge_id, account_id, object_type_id, record_id, role) "
              "VALUES (:m, :a, :t, :r, :role)"),
         [{"m": merge_id, "a": account_id, "t": object_type_id, "r": primary_id, "role": "PRIMARY"},
-         {"m": merge_id, "a": account_id, "t": object_type_id, "r": secondary_id, "role": "SECONDARY"}],
+         *({"m": merge_id, "a": account_id, "t": object_type_id, "r": s, "role": "SECONDARY"} for s in secondary_ids)],
     )
     return int(merge_id)
 
@@ -85,10 +87,35 @@ async def get_merge(session: AsyncSession, account_id: int, merge_id: int) -> di
     return dict(row) if row else None
 
 
-async def snapshots(session: AsyncSession, merge_id: int) -> dict[str, dict[str, Any]]:
-    rows = (await session.execute(text("SELECT role, snapshot FROM merge_snapshots WHERE merge_id = :m"),
-                                  {"m": merge_id})).all()
-    return {role: snap for role, snap in rows}
+async def snapshots(session: AsyncSession, merge_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The primary's snapshot and the secondaries' (one, or a cluster's), taken before the merge."""
+    rows = (await session.execute(
+        text("SELECT role, snapshot FROM merge_snapshots WHERE merge_id = :m ORDER BY record_id"),
+        {"m": merge_id})).all()
+    primary = next(snap for role, snap in rows if role == "PRIMARY")
+    return primary, [snap for role, snap in rows if role == "SECONDARY"]
+
+
+async def absorbed_in_lineage(session: AsyncSession, account_id: int, object_type_id: str,
+                              record_ids: list[int]) -> int:
+    """How many records the applied merges behind these records absorbed (a cluster merge of n records
+    counts n - 1): the merge limit counts each."""
+    return int((await session.execute(text("""
+        WITH RECURSIVE lineage(merge_id) AS (
+            SELECT p.merge_id FROM merge_participants p
+             WHERE p.account_id = :a AND p.object_type_id = :t AND p.record_id = ANY(:ids) AND p.role = 'RESULT'
+            UNION
+            SELECT p.merge_id
+              FROM lineage l
+              JOIN merge_participants src ON src.merge_id = l.merge_id AND src.role IN ('PRIMARY', 'SECONDARY')
+              JOIN merge_participants p ON p.account_id = :a AND p.record_id = src.record_id AND p.role = 'RESULT'
+        )
+        SELECT coalesce(sum(n - 1), 0) FROM (
+            SELECT count(*) AS n FROM merge_participants p JOIN merges m ON m.id = p.merge_id
+             WHERE p.merge_id IN (SELECT merge_id FROM lineage) AND p.role IN ('PRIMARY', 'SECONDARY')
+               AND m.status = 'APPLIED'
+             GROUP BY p.merge_id) absorbed
+    """), {"a": account_id, "t": object_type_id, "ids": record_ids})).scalar_one())
 
 
 async def merges_of_record(session: AsyncSession, account_id: int, object_type_id: str | None,

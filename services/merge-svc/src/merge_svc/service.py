@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from merge_svc import repository
 from merge_svc.domain.limits import LIMIT_MESSAGE, merges_involved, over_limit
-from merge_svc.domain.plan import MergePlan, PlanError, RecordView, Side, plan_merge
+from merge_svc.domain.plan import MergePlan, PlanError, RecordView, Side, plan_cluster_merge, plan_merge
 from merge_svc.domain.rules import Strategy
 
 log = structlog.get_logger(__name__)
@@ -81,25 +81,16 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
             raise HubSpotError(404, f"No {request.object_type} record with id {wanted} exists in this account "
                                     f"({field}); both records of a merge must exist and be of the same object type",
                                category="OBJECT_NOT_FOUND", context={"id": [str(wanted)]})
-        if str(snap.get("id")) != str(wanted):
-            # records-svc answered for the record this id now aliases.
-            raise _already_merged(field, wanted, str(snap.get("id")))
-        if snap.get("mergedInto"):
-            raise _already_merged(field, wanted, str(snap["mergedInto"]))
-        if snap.get("archived"):
-            raise HubSpotError(409, f"Record {wanted} ({field}) is archived; restore it before merging",
-                               category="CONFLICT", context={"id": [str(wanted)]})
+        _check_mergeable(field, wanted, snap)
     assert primary is not None and secondary is not None
     type_id = str(primary["objectTypeId"])
     if str(secondary["objectTypeId"]) != type_id:
         raise HubSpotError(400, f"Records {primary_id} ({primary['objectTypeId']}) and {secondary_id} "
                                 f"({secondary['objectTypeId']}) are of different object types and cannot be merged")
-    if type_id in SYNC_GUARDED_TYPES and await _sync_enabled(sync, account_id, SYNC_GUARDED_TYPES[type_id]):
-        raise HubSpotError(409, "Companies cannot be merged while company sync with Salesforce is on; turn "
-                                "company sync off, merge, then turn it back on", category="CONFLICT",
-                           sub_category="SALESFORCE_SYNC_ENABLED")
-    involved = merges_involved(str(primary_id), primary["properties"].get("hs_merged_object_ids"),
-                               str(secondary_id), secondary["properties"].get("hs_merged_object_ids"))
+    await _refuse_while_syncing(sync, account_id, type_id)
+    involved = max(merges_involved(str(primary_id), primary["properties"].get("hs_merged_object_ids"),
+                                   str(secondary_id), secondary["properties"].get("hs_merged_object_ids")),
+                   await repository.absorbed_in_lineage(session, account_id, type_id, [primary_id, secondary_id]) + 1)
     if over_limit(involved):
         raise HubSpotError(414, LIMIT_MESSAGE, category="VALIDATION_ERROR",
                            context={"mergesInvolved": [str(involved)]})
@@ -124,6 +115,25 @@ async def _sync_enabled(sync: SyncClient, account_id: int, object_type: str) -> 
         raise HubSpotError(503, SYNC_UNREACHABLE) from None
 
 
+def _check_mergeable(field: str, wanted: int, snap: Any) -> None:
+    """A record that exists may still be merged away (its id now an alias) or archived."""
+    if str(snap.get("id")) != str(wanted):
+        # records-svc answered for the record this id now aliases.
+        raise _already_merged(field, wanted, str(snap.get("id")))
+    if snap.get("mergedInto"):
+        raise _already_merged(field, wanted, str(snap["mergedInto"]))
+    if snap.get("archived"):
+        raise HubSpotError(409, f"Record {wanted} ({field}) is archived; restore it before merging",
+                           category="CONFLICT", context={"id": [str(wanted)]})
+
+
+async def _refuse_while_syncing(sync: SyncClient, account_id: int, type_id: str) -> None:
+    if type_id in SYNC_GUARDED_TYPES and await _sync_enabled(sync, account_id, SYNC_GUARDED_TYPES[type_id]):
+        raise HubSpotError(409, "Companies cannot be merged while company sync with Salesforce is on; turn "
+                                "company sync off, merge, then turn it back on", category="CONFLICT",
+                           sub_category="SALESFORCE_SYNC_ENABLED")
+
+
 def _already_merged(field: str, wanted: int, into: str) -> HubSpotError:
     return HubSpotError(409, f"Record {wanted} ({field}) was already merged into {into}; merge {into} instead",
                         category="CONFLICT", context={"id": [str(wanted)], "mergedInto": [into]})
@@ -141,11 +151,11 @@ async def merge(*, account_id: int, request: MergeRequest, records: RecordsClien
         async with transaction(sessionmaker) as session:
             merge_id = await repository.insert_pending(
                 session, account_id=account_id, object_type_id=prepared.object_type_id,
-                object_type=prepared.object_type, primary_id=primary_id, secondary_id=secondary_id,
+                object_type=prepared.object_type, primary_id=primary_id, secondary_ids=[secondary_id],
                 properties_to_keep=dict(request.properties_to_keep),
                 plan={"properties": prepared.plan.properties, "decisions": prepared.plan.decisions},
                 merges_involved=prepared.merges_involved,
-                snapshots={"PRIMARY": prepared.primary, "SECONDARY": prepared.secondary})
+                snapshots=[("PRIMARY", prepared.primary), ("SECONDARY", prepared.secondary)])
         try:
             applied = await records.apply_merge(account_id, MergeApplyRequest(
                 mergeId=str(merge_id), objectType=prepared.object_type, primaryId=primary_id,
@@ -191,7 +201,7 @@ async def unmerge(*, account_id: int, merge_id: int, records: RecordsClient,
         found = await repository.get_merge(locked, account_id, merge_id)
         if found is None:
             raise HubSpotError(404, f"Merge {merge_id} does not exist", category="OBJECT_NOT_FOUND")
-        await repository.lock_records(locked, account_id, [found["primary_id"], found["secondary_id"],
+        await repository.lock_records(locked, account_id, [found["primary_id"], *secondaries_of(found),
                                                            *( [found["result_id"]] if found["result_id"] else [])])
         row = await repository.get_merge(locked, account_id, merge_id)
         assert row is not None
@@ -205,24 +215,121 @@ async def unmerge(*, account_id: int, merge_id: int, records: RecordsClient,
             raise HubSpotError(409, f"Record {row['result_id']} produced by merge {merge_id} was merged again by "
                                     f"merge {later}; unmerge {later} first", category="CONFLICT",
                                context={"mergeId": [str(later)]})
-        snaps = await repository.snapshots(locked, merge_id)
+        primary_snapshot, secondary_snapshots = await repository.snapshots(locked, merge_id)
         report = (await records.unapply_merge(account_id, MergeUnapplyRequest(
             mergeId=str(merge_id), objectType=row["object_type"], mergedId=row["result_id"],
-            primary=snaps["PRIMARY"], secondary=snaps["SECONDARY"]))).model_dump()
+            primary=primary_snapshot, secondaries=secondary_snapshots))).model_dump()
         await repository.mark_unmerged(locked, merge_id=merge_id, report=report)
         await add_event(locked, CloudEvent(
             source=SOURCE, type="record.unmerged", subject=f"{row['object_type_id']}/{row['primary_id']}",
             corralaccount=account_id,
             data={"objectType": row["object_type"], "objectTypeId": row["object_type_id"],
                   "id": str(row["primary_id"]), "primaryId": str(row["primary_id"]),
-                  "secondaryId": str(row["secondary_id"]), "mergedId": str(row["result_id"]),
+                  "secondaryId": str(row["secondary_id"]),
+                  "secondaryIds": [str(i) for i in secondaries_of(row)], "mergedId": str(row["result_id"]),
                   "mergeId": str(merge_id), "keptChanges": report.get("keptChanges") or {},
                   "conflicts": report.get("conflicts") or []}))
     return {"mergeId": str(merge_id), "status": "UNMERGED", "primaryId": str(row["primary_id"]),
-            "secondaryId": str(row["secondary_id"]), "mergedId": str(row["result_id"]),
+            "secondaryId": str(row["secondary_id"]), "secondaryIds": [str(i) for i in secondaries_of(row)],
+            "mergedId": str(row["result_id"]),
             "keptChanges": report.get("keptChanges") or {},
             "restoredAssociations": report.get("restoredAssociations", report.get("movedAssociations", 0)),
             "conflicts": report.get("conflicts") or []}
+
+
+def secondaries_of(row: dict[str, Any]) -> list[int]:
+    return [int(i) for i in row.get("secondary_ids") or [row["secondary_id"]]]
+
+
+# --- cluster merges (beyond HubSpot) ---------------------------------------------------------------------
+
+MAX_CLUSTER = 100
+
+
+@dataclass
+class ClusterMergeRequest:
+    object_type: str
+    primary_id: str
+    secondary_ids: list[str]
+    # property -> "PRIMARY" or the id of the record whose value to keep
+    properties_to_keep: dict[str, str]
+
+
+async def merge_cluster(*, account_id: int, request: ClusterMergeRequest, records: RecordsClient, sync: SyncClient,
+                        sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """Merge every record of a cluster into one new record in one step: one merge row, one apply in
+    records-svc (one transaction), one `record.merged` event; unmerge restores them all."""
+    primary_id = parse_id(request.primary_id, "primaryObjectId")
+    if not request.secondary_ids or len(request.secondary_ids) >= MAX_CLUSTER:
+        raise HubSpotError(400, f"objectIdsToMerge must list 1 to {MAX_CLUSTER - 1} records")
+    secondary_ids = [parse_id(v, f"objectIdsToMerge[{i}]") for i, v in enumerate(request.secondary_ids)]
+    everyone = [primary_id, *secondary_ids]
+    repeated = sorted({i for i in everyone if everyone.count(i) > 1})
+    if repeated:
+        raise HubSpotError(400, f"A record cannot be merged with itself: {', '.join(map(str, repeated))} appears "
+                                "more than once", errors=[{"message": "same record", "code": "SAME_RECORD",
+                                                           "in": "objectIdsToMerge"}])
+    async with transaction(sessionmaker) as locked:
+        await repository.lock_records(locked, account_id, everyone)
+        snapshots = await asyncio.gather(*(
+            records.snapshot(account_id=account_id, object_type=request.object_type, record_id=str(i))
+            for i in everyone))
+        fields = ["primaryObjectId", *(f"objectIdsToMerge[{i}]" for i in range(len(secondary_ids)))]
+        for field_name, wanted, snap in zip(fields, everyone, snapshots, strict=True):
+            if snap is None:
+                raise HubSpotError(404, f"No {request.object_type} record with id {wanted} exists in this account "
+                                        f"({field_name}); every record of a cluster merge must exist and be of the "
+                                        "same object type", category="OBJECT_NOT_FOUND",
+                                   context={"id": [str(wanted)]})
+            _check_mergeable(field_name, wanted, snap)
+        primary, secondaries = snapshots[0], list(snapshots[1:])
+        type_id = str(primary["objectTypeId"])
+        for field_name, snap in zip(fields[1:], secondaries, strict=True):
+            if str(snap["objectTypeId"]) != type_id:
+                raise HubSpotError(400, f"Record {snap['id']} ({field_name}) is of object type {snap['objectTypeId']}, "
+                                        f"the primary of {type_id}: a cluster merge takes records of one type")
+        await _refuse_while_syncing(sync, account_id, type_id)
+        # Each absorbed record counts as one merge, as if the cluster were merged pair by pair.
+        earlier = max(sum(merges_involved(str(s["id"]), s["properties"].get("hs_merged_object_ids"), "", "") - 1
+                          for s in snapshots),
+                      await repository.absorbed_in_lineage(locked, account_id, type_id, everyone))
+        involved = earlier + len(secondary_ids)
+        if over_limit(involved):
+            raise HubSpotError(414, LIMIT_MESSAGE, category="VALIDATION_ERROR",
+                               context={"mergesInvolved": [str(involved)]})
+        overrides = {p: Strategy(v) for p, v in (await repository.rule_overrides(locked, account_id, type_id)).items()}
+        try:
+            plan = plan_cluster_merge(object_type_id=type_id, primary=RecordView.from_snapshot(primary),
+                                      secondaries=[RecordView.from_snapshot(x) for x in secondaries],
+                                      properties_to_keep=request.properties_to_keep, overrides=overrides)
+        except PlanError as exc:
+            raise HubSpotError(400, str(exc)) from None
+        object_type = str(primary.get("objectType") or STANDARD_NAMES.get(type_id, request.object_type))
+        async with transaction(sessionmaker) as session:
+            merge_id = await repository.insert_pending(
+                session, account_id=account_id, object_type_id=type_id, object_type=object_type,
+                primary_id=primary_id, secondary_ids=secondary_ids, properties_to_keep=request.properties_to_keep,
+                plan={"properties": plan.properties, "decisions": plan.decisions}, merges_involved=involved,
+                snapshots=[("PRIMARY", primary), *(("SECONDARY", x) for x in secondaries)])
+        try:
+            applied = await records.apply_merge(account_id, MergeApplyRequest(
+                mergeId=str(merge_id), objectType=object_type, primaryId=primary_id, secondaryIds=secondary_ids,
+                properties=plan.properties))
+        except Exception as exc:
+            async with transaction(sessionmaker) as session:
+                await repository.mark_failed(session, merge_id=merge_id, error=getattr(exc, "message", repr(exc)))
+            raise
+        new_id = applied.id
+        merged_ids = applied.mergedIds or [str(i) for i in everyone]
+        await repository.mark_applied(locked, merge_id=merge_id, account_id=account_id, object_type_id=type_id,
+                                      result_id=int(new_id), merged_ids=merged_ids)
+        await add_event(locked, CloudEvent(
+            source=SOURCE, type="record.merged", subject=f"{type_id}/{new_id}", corralaccount=account_id,
+            data={"objectType": object_type, "objectTypeId": type_id, "id": new_id, "primaryId": str(primary_id),
+                  "secondaryId": str(secondary_ids[0]), "secondaryIds": [str(i) for i in secondary_ids],
+                  "mergedIds": merged_ids, "mergeId": str(merge_id), "keepSyncing": str(primary_id)}))
+    log.info("cluster merged", merge_id=merge_id, new_id=new_id, records=len(everyone))
+    return {"mergeId": str(merge_id), "mergesInvolved": involved, **(applied.record or {"id": new_id})}
 
 
 def merge_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +338,7 @@ def merge_view(row: dict[str, Any]) -> dict[str, Any]:
         "id": str(row["id"]), "objectType": row["object_type"], "objectTypeId": row["object_type_id"],
         "status": row["status"], "primaryObjectId": str(row["primary_id"]),
         "objectIdToMerge": str(row["secondary_id"]),
+        "objectIdsToMerge": [str(i) for i in secondaries_of(row)],
         "mergedObjectId": str(row["result_id"]) if row["result_id"] is not None else None,
         "mergedIds": row.get("merged_ids") or [], "propertiesToKeep": row.get("properties_to_keep") or {},
         "properties": plan.get("properties") or {}, "decisions": plan.get("decisions") or {},

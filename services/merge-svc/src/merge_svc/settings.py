@@ -15,3 +15,6 @@ class Settings(BaseServiceSettings):
     # older than the grace period, which must exceed the records-svc call timeout (60 s).
     reconcile_interval_seconds: float = 60.0
     reconcile_grace_seconds: float = 300.0
+    # Duplicate scans run in this process, one at a time; replicas share the job queue.
+    run_scans: bool = True
+    scan_poll_seconds: float = 5.0

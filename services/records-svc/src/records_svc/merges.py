@@ -72,11 +72,13 @@ async def snapshot(session: AsyncSession, *, account_id: int, object_type: Objec
 
 
 async def apply_merge(session: AsyncSession, *, account_id: int, object_type: ObjectType, merge_id: str,
-                      primary_id: int, secondary_id: int, properties: dict[str, Any]) -> dict[str, Any]:
-    if primary_id == secondary_id:
+                      primary_id: int, secondary_ids: list[int], properties: dict[str, Any]) -> dict[str, Any]:
+    """Merge the secondaries (one for HubSpot's merge, several for a cluster) into a new record."""
+    originals = [primary_id, *secondary_ids]
+    if len(set(originals)) != len(originals):
         raise HubSpotError(400, "A record cannot be merged with itself")
-    locked = await repository.lock_for_merge(session, account_id, [primary_id, secondary_id])
-    for record_id in (primary_id, secondary_id):
+    locked = await repository.lock_for_merge(session, account_id, sorted(originals))
+    for record_id in originals:
         row = locked.get(record_id)
         if row is None or row["object_type_id"] != object_type.id:
             raise HubSpotError(404, f"No {object_type.singular} with id {record_id} was found",
@@ -87,7 +89,7 @@ async def apply_merge(session: AsyncSession, *, account_id: int, object_type: Ob
         if row["archived"]:
             raise HubSpotError(409, f"{object_type.singular} {record_id} is archived; restore it before merging",
                                category="CONFLICT")
-    primary, secondary = locked[primary_id], locked[secondary_id]
+    rows = [locked[i] for i in originals]
     catalog = await load_catalog(session, account_id, object_type)
     values: dict[str, str] = {}
     for name, raw in properties.items():
@@ -102,28 +104,33 @@ async def apply_merge(session: AsyncSession, *, account_id: int, object_type: Ob
             raise HubSpotError(400, f"{name}: {exc.message}") from None
         if text_value:
             values[name] = text_value.lstrip(";") if prop.multi_valued else text_value
-    merged_ids = _merged_ids(primary, secondary)
+    merged_ids = _merged_ids(*rows)
     values["hs_merged_object_ids"] = ";".join(str(i) for i in merged_ids)
-    created_at: datetime = min(primary["created_at"], secondary["created_at"])
+    created_at: datetime = min(r["created_at"] for r in rows)
     source = WriteSource(source_type="MERGE", source_id=merge_id, operation_id=f"merge:{merge_id}", trusted=True)
     new_row = await repository.insert_record_with_history(
-        session, account_id, object_type.id, values, _combined_history(secondary, primary), created_at,
+        session, account_id, object_type.id, values, _combined_history(*reversed(rows)), created_at,
         changed_at=now_text(), source_type="MERGE", source_id=merge_id)
     new_id = new_row["id"]
-    await repository.release_all_unique_values(session, [primary_id, secondary_id])
+    await repository.release_all_unique_values(session, originals)
     conflicts = await repository.claim_unique_values(session, account_id, object_type.id,
                                                      unique_claims(catalog, new_id, values))
     if conflicts:
         raise conflict_error(catalog, conflicts)
-    drop_out, drop_in = _secondary_primary_labels(object_type.id, secondary_id)
-    moved = await repository.move_associations(session, account_id, [primary_id, secondary_id], new_id,
+    drop_out: list[tuple[int, int]] = []
+    drop_in: list[tuple[int, int]] = []
+    for secondary_id in secondary_ids:
+        out, inc = _secondary_primary_labels(object_type.id, secondary_id)
+        drop_out += out
+        drop_in += inc
+    moved = await repository.move_associations(session, account_id, originals, new_id,
                                                drop_outgoing=drop_out, drop_incoming=drop_in)
-    await repository.mark_merged(session, account_id, [primary_id, secondary_id], new_id)
-    await repository.point_aliases(session, account_id, object_type.id, [primary_id, secondary_id], new_id)
+    await repository.mark_merged(session, account_id, originals, new_id)
+    await repository.point_aliases(session, account_id, object_type.id, originals, new_id)
     await journal(session, source, [
         journal_entry(source, account_id, object_type.id, new_id, "CREATE", new_values=values),
-        journal_entry(source, account_id, object_type.id, primary_id, "MERGED_INTO", new_values={"id": str(new_id)}),
-        journal_entry(source, account_id, object_type.id, secondary_id, "MERGED_INTO", new_values={"id": str(new_id)}),
+        *(journal_entry(source, account_id, object_type.id, record_id, "MERGED_INTO", new_values={"id": str(new_id)})
+          for record_id in originals),
     ])
     return {"id": str(new_id), "record": _public(new_row, object_type),
             "mergedIds": [str(i) for i in merged_ids], "movedAssociations": moved}
@@ -142,16 +149,18 @@ def _secondary_primary_labels(object_type_id: str, secondary_id: int) -> tuple[l
 
 async def unapply_merge(session: AsyncSession, *, account_id: int, object_type: ObjectType, merge_id: str,
                         merged_id: int, primary_snapshot: dict[str, Any],
-                        secondary_snapshot: dict[str, Any]) -> dict[str, Any]:
-    primary_id, secondary_id = int(primary_snapshot["id"]), int(secondary_snapshot["id"])
-    locked = await repository.lock_for_merge(session, account_id, sorted({merged_id, primary_id, secondary_id}))
+                        secondary_snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    primary_id = int(primary_snapshot["id"])
+    secondary_ids = [int(snap["id"]) for snap in secondary_snapshots]
+    secondary_id = secondary_ids[0]
+    locked = await repository.lock_for_merge(session, account_id, sorted({merged_id, primary_id, *secondary_ids}))
     merged = locked.get(merged_id)
     if merged is None or merged["object_type_id"] != object_type.id:
         raise HubSpotError(404, f"No {object_type.singular} with id {merged_id} was found", category="OBJECT_NOT_FOUND")
     if merged["merged_into"]:
         raise HubSpotError(409, f"{merged_id} was merged again into {merged['merged_into']}; unmerge that merge first",
                            category="CONFLICT")
-    for original in (primary_id, secondary_id):
+    for original in (primary_id, *secondary_ids):
         if original not in locked or locked[original]["merged_into"] != merged_id:
             raise HubSpotError(409, f"{original} is not one of the records merged into {merged_id}", category="CONFLICT")
     catalog = await load_catalog(session, account_id, object_type)
@@ -166,15 +175,18 @@ async def unapply_merge(session: AsyncSession, *, account_id: int, object_type: 
     later = {p: current.get(p, "") for p in set(current) | set(written)
              if p not in SYSTEM_MANAGED and current.get(p, "") != written.get(p, "")}
     primary_values = dict(primary_snapshot["properties"])
-    secondary_values = dict(secondary_snapshot["properties"])
+    secondaries_values = {int(snap["id"]): dict(snap["properties"]) for snap in secondary_snapshots}
     kept: dict[str, dict[str, str]] = {}
     conflicts: list[dict[str, Any]] = []
     for prop, value in sorted(later.items()):
-        from_secondary = (written.get(prop, "") == secondary_values.get(prop, "")
-                          and written.get(prop, "") != primary_values.get(prop, ""))
-        target = secondary_values if from_secondary else primary_values
-        owner = secondary_id if from_secondary else primary_id
-        if written.get(prop, "") not in (primary_values.get(prop, ""), secondary_values.get(prop, "")):
+        merged_value = written.get(prop, "")
+        # A later edit of a value that came from one secondary goes back to that secondary.
+        source_secondary = next((rid for rid, vals in secondaries_values.items()
+                                 if merged_value == vals.get(prop, "")
+                                 and merged_value != primary_values.get(prop, "")), None)
+        target = secondaries_values[source_secondary] if source_secondary is not None else primary_values
+        owner = source_secondary if source_secondary is not None else primary_id
+        if merged_value not in (primary_values.get(prop, ""), *(v.get(prop, "") for v in secondaries_values.values())):
             conflicts.append({"property": prop, "mergedValue": written.get(prop, ""), "laterValue": value,
                               "appliedTo": str(owner),
                               "reason": "the merged value combined both records; the later edit went to one"})
@@ -186,7 +198,7 @@ async def unapply_merge(session: AsyncSession, *, account_id: int, object_type: 
     # The merged record gives up its identities before the originals claim theirs back.
     await repository.release_all_unique_values(session, [merged_id])
     changed_at = now_text()
-    for record_id, values in ((primary_id, primary_values), (secondary_id, secondary_values)):
+    for record_id, values in ((primary_id, primary_values), *secondaries_values.items()):
         await repository.restore_merged_original(session, account_id, record_id, values, changed_at=changed_at,
                                                  source_id=merge_id)
         taken = await repository.claim_unique_values(session, account_id, object_type.id,
@@ -197,7 +209,7 @@ async def unapply_merge(session: AsyncSession, *, account_id: int, object_type: 
     removed = await repository.delete_all_associations(session, account_id, merged_id)
     originals_rows = []
     known_others: set[int] = set()
-    for snap in (primary_snapshot, secondary_snapshot):
+    for snap in (primary_snapshot, *secondary_snapshots):
         record_id = int(snap["id"])
         for a in snap.get("associations", []):
             originals_rows.append((object_type.id, record_id, a["toObjectTypeId"], int(a["toId"]), a["category"],
@@ -219,12 +231,14 @@ async def unapply_merge(session: AsyncSession, *, account_id: int, object_type: 
     alive = await repository.lock_for_merge(session, account_id, sorted(others))
     restorable = [r for r in originals_rows if r[1] in alive and r[3] in alive]
     restored = await repository.insert_associations(session, account_id, restorable)
-    await repository.remove_aliases(session, account_id, [primary_id, secondary_id])
+    await repository.remove_aliases(session, account_id, [primary_id, *secondary_ids])
     await repository.mark_merged(session, account_id, [merged_id], primary_id)
     await repository.point_aliases(session, account_id, object_type.id, [merged_id], primary_id)
     source = WriteSource(source_type="MERGE", source_id=merge_id, operation_id=f"unmerge:{merge_id}", trusted=True)
     await journal(session, source, [journal_entry(source, account_id, object_type.id, merged_id, "UNMERGED",
                                                   new_values={"primaryId": str(primary_id),
-                                                              "secondaryId": str(secondary_id)})])
-    return {"primaryId": str(primary_id), "secondaryId": str(secondary_id), "keptChanges": kept,
+                                                              "secondaryId": str(secondary_id),
+                                                              "secondaryIds": [str(i) for i in secondary_ids]})])
+    return {"primaryId": str(primary_id), "secondaryId": str(secondary_id),
+            "secondaryIds": [str(i) for i in secondary_ids], "keptChanges": kept,
             "restoredAssociations": len(restored), "conflicts": conflicts}

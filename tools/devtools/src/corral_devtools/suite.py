@@ -106,6 +106,7 @@ class Suite:
             "GATEWAY_SYNC_URL": self.url("sync-svc"),
             "GATEWAY_METRICS_PORT": str(self.gateway_metrics_port),
             "IMPORT_SVC_RECORDS_URL": self.url("records-svc"),
+            "IMPORT_SVC_MERGE_URL": self.url("merge-svc"),
             "MERGE_SVC_RECORDS_URL": self.url("records-svc"),
             "MERGE_SVC_SYNC_URL": self.url("sync-svc"),
             "SYNC_SVC_RECORDS_URL": self.url("records-svc"),

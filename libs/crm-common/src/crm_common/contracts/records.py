@@ -198,8 +198,18 @@ class MergeApplyRequest(BaseModel):
     mergeId: str
     objectType: str
     primaryId: int
-    secondaryId: int
+    secondaryId: int | None = None
+    secondaryIds: list[int] | None = Field(None, min_length=1, max_length=100,
+                                           description="A cluster merge: every record merged into the primary")
     properties: dict[str, Value]
+
+    def secondaries(self) -> list[int]:
+        """Every record merged into the primary (one for HubSpot's merge)."""
+        if self.secondaryIds:
+            return list(self.secondaryIds)
+        if self.secondaryId is None:
+            raise ValueError("secondaryId or secondaryIds is required")
+        return [self.secondaryId]
 
 
 class MergeApplyResponse(BaseModel):
@@ -214,18 +224,44 @@ class MergeUnapplyRequest(BaseModel):
     objectType: str
     mergedId: int
     primary: RecordSnapshot
-    secondary: RecordSnapshot
+    secondary: RecordSnapshot | None = None
+    secondaries: list[RecordSnapshot] | None = Field(None, min_length=1, description="A cluster merge's snapshots")
+
+    def secondary_snapshots(self) -> list[RecordSnapshot]:
+        if self.secondaries:
+            return list(self.secondaries)
+        if self.secondary is None:
+            raise ValueError("secondary or secondaries is required")
+        return [self.secondary]
 
 
 class MergeUnapplyResponse(BaseModel):
     primaryId: str
     secondaryId: str
+    secondaryIds: list[str] = Field(default_factory=list)
     keptChanges: dict[str, dict[str, Any]]
     restoredAssociations: int
     conflicts: list[dict[str, Any]]
 
 
 _snapshot = TypeAdapter(RecordSnapshot)
+
+
+# --- GET /internal/v1/records/{objectType}/export ----------------------------------------------------------
+
+MAX_EXPORT_PAGE = 20_000
+MAX_EXPORT_IDS = 1_000
+
+
+class ExportPage(BaseModel):
+    """Live records with the asked properties, as rows in the order of `properties` (id first)."""
+
+    objectTypeId: str
+    objectType: str
+    properties: list[str]
+    results: list[list[str | None]]
+    paging: Paging | None = None
+    total: int | None = None
 
 
 # --- the client ---------------------------------------------------------------------------------------------
@@ -278,6 +314,17 @@ class RecordsClient(InternalClient):
         if response.status_code == 404:
             return None
         return _snapshot.validate_json(response.content)
+
+    async def export_page(self, account_id: int, object_type: str, properties: list[str], *, after: int = 0,
+                          limit: int = 10_000, ids: list[int] | None = None, with_total: bool = False) -> ExportPage:
+        """One page of the export (keyset-paged by id); an unknown type or property raises (404/400)."""
+        params: dict[str, Any] = {"properties": ",".join(properties), "after": after, "limit": limit,
+                                  "withTotal": "true" if with_total else "false"}
+        if ids is not None:
+            params["ids"] = ",".join(str(i) for i in ids)
+        response = await self.call("GET", f"/internal/v1/records/{segment(object_type)}/export",
+                                   account_id=account_id, what="export", params=params)
+        return ExportPage.model_validate_json(response.content)
 
     # associations
 
@@ -350,6 +397,12 @@ class RecordsClient(InternalClient):
         response = await self.call("PATCH", f"/crm/v3/properties/{segment(object_type)}/{segment(name)}",
                                    account_id=account_id, what="update property", body=changes)
         return orjson.loads(response.content)
+
+    async def custom_schema(self, account_id: int, object_type: str) -> dict[str, Any] | None:
+        """A custom object's schema (display and searchable properties); None for a standard type."""
+        response = await self.call("GET", f"/crm-object-schemas/v3/schemas/{segment(object_type)}",
+                                   account_id=account_id, what="object schema", accept=frozenset({404}))
+        return None if response.status_code == 404 else orjson.loads(response.content)
 
     async def association_labels(self, account_id: int, from_type: str, to_type: str) -> list[dict[str, Any]]:
         response = await self.call("GET", f"/crm/v4/associations/{segment(from_type)}/{segment(to_type)}/labels",
@@ -425,7 +478,7 @@ def split_by_key(rows: list[BulkRowInput], id_property: str | None, parts: int) 
 __all__ = [
     "AssociationInput", "BulkAssociationRequest", "BulkAssociationResponse", "BulkAssociationResult",
     "BulkRowError", "BulkRowInput", "BulkRowResult", "BulkUpsertOptions", "BulkUpsertRequest",
-    "BulkUpsertResponse", "IncomingAssociation", "JournalEntry", "JournalPage", "MergeApplyRequest",
+    "BulkUpsertResponse", "ExportPage", "IncomingAssociation", "JournalEntry", "JournalPage", "MergeApplyRequest",
     "MergeApplyResponse", "MergeUnapplyRequest", "MergeUnapplyResponse", "OutgoingAssociation",
     "RecordSnapshot", "RecordsClient", "ResolveRequest", "ResolveResponse", "ServiceCallError", "UndoReport",
     "UndoRequest", "split_by_key",

@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from crm_common.contracts.merges import MergesClient
 from crm_common.contracts.records import BulkUpsertOptions, RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.responses import FastJSONResponse as JSON
@@ -24,6 +25,7 @@ from starlette.datastructures import UploadFile
 from import_svc.api.deps import Auth
 from import_svc.business_card import found_anything, parse_business_card
 from import_svc.capture import PLATFORMS, ContactDraft, parse_qr_text, parse_vcards
+from import_svc.duplicates import existing_contact
 from import_svc.ocr import ImageRejected, OcrUnavailable, plain_text, read_card
 
 router = APIRouter(prefix="/corral/v1/capture", tags=["Mobile capture"])
@@ -55,18 +57,35 @@ def _records_failure(exc: ServiceCallError) -> HubSpotError:
 async def _save(request: Request, account_id: int, drafts: list[ContactDraft], *, platform: str,
                 kind: str) -> list[dict[str, Any]]:
     try:
-        return await _upsert_drafts(_records(request), account_id, drafts, platform=platform, kind=kind)
+        return await _upsert_drafts(_records(request), account_id, drafts, platform=platform, kind=kind,
+                                    merges=request.app.state.runtime.extras.get("merges"))
     except ServiceCallError as exc:
         raise _records_failure(exc) from None
 
 
+MAX_CHECKED_KEYLESS = 500
+
+
 async def _upsert_drafts(records: RecordsClient, account_id: int, drafts: list[ContactDraft], *, platform: str,
-                         kind: str) -> list[dict[str, Any]]:
+                         kind: str, merges: MergesClient | None = None) -> list[dict[str, Any]]:
     operation_id = f"capture:{uuid.uuid4().hex}"
     source = dict(zip(ORIGINAL_SOURCE, ("OFFLINE", platform, kind), strict=True))
     outcome: dict[int, dict[str, Any]] = {}
     keyed = [d for d in drafts if d.properties.get("email")]
     keyless = [d for d in drafts if not d.properties.get("email")]
+    # Without an email, a contact is matched by name with phone or company (see import_svc.duplicates).
+    matched: list[tuple[ContactDraft, str]] = []
+    if merges is not None and len(keyless) <= MAX_CHECKED_KEYLESS:
+        unmatched = []
+        for draft in keyless:
+            found = await existing_contact(merges, account_id, draft.properties)
+            if found.warning:
+                draft.problems.append(found.warning)
+            if found.record_id:
+                matched.append((draft, found.record_id))
+            else:
+                unmatched.append(draft)
+        keyless = unmatched
     for id_property, group in (("email", keyed), (None, keyless)):
         if not group:
             continue
@@ -75,6 +94,14 @@ async def _upsert_drafts(records: RecordsClient, account_id: int, drafts: list[C
                                                  keepExisting=KEEP_ON_EXISTING, sourceType=platform, sourceId=kind,
                                                  operationId=operation_id),
             [{"ref": d.index, "properties": {**d.properties, **source}} for d in group])
+        for result in answer.results:
+            outcome[result["ref"]] = result
+    if matched:
+        answer = await records.bulk_upsert(
+            account_id, "0-1", BulkUpsertOptions(operation="UPDATE", idProperty="hs_object_id",
+                                                 keepExisting=KEEP_ON_EXISTING, sourceType=platform, sourceId=kind,
+                                                 operationId=operation_id),
+            [{"ref": d.index, "id": record_id, "properties": {**d.properties, **source}} for d, record_id in matched])
         for result in answer.results:
             outcome[result["ref"]] = result
     out = []
@@ -346,7 +373,8 @@ async def confirm_business_card(payload: BusinessCardConfirmation, auth: Auth, r
     properties.setdefault("lifecyclestage", "lead")
     draft = ContactDraft(index=0, properties=properties)
     if not properties.get("email"):
-        draft.problems.append("No email: the contact cannot be deduplicated or associated with a company")
+        draft.problems.append("No email: matched by name with phone or company only, and not associated with a "
+                              "company")
     results = await _save(request, auth.account_id, [draft], platform=platform, kind="business-card-scanner")
     (result,) = results
     if result["status"] == "ERROR":

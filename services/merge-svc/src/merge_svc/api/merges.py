@@ -43,6 +43,30 @@ class PreviewInput(MergeInput):
     objectType: str
 
 
+class ClusterMergeInput(BaseModel):
+    """Beyond HubSpot: merge a whole cluster of duplicates into one new record in one call."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    objectType: str
+    primaryObjectId: str | int
+    objectIdsToMerge: list[str | int] = Field(min_length=1, max_length=99)
+    propertiesToKeep: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per property, the record whose value to keep: \"PRIMARY\" or one of objectIdsToMerge. "
+                    "Unnamed properties follow the merge rules, applied to the records in the order given.")
+
+
+class ClusterMergeResult(BaseModel):
+    id: str
+    mergeId: str
+    mergesInvolved: int
+    properties: dict[str, str | None]
+    createdAt: str
+    updatedAt: str
+    archived: bool = False
+
+
 class SimplePublicObject(BaseModel):
     id: str
     properties: dict[str, str | None]
@@ -70,6 +94,7 @@ class MergeView(BaseModel):
     status: Literal["PENDING", "APPLIED", "FAILED", "UNMERGED"]
     primaryObjectId: str
     objectIdToMerge: str
+    objectIdsToMerge: list[str] = Field(default_factory=list, description="Every secondary (a cluster merge's all)")
     mergedObjectId: str | None
     mergedIds: list[str]
     propertiesToKeep: dict[str, str]
@@ -92,6 +117,7 @@ class UnmergeResult(BaseModel):
     status: str
     primaryId: str
     secondaryId: str
+    secondaryIds: list[str] = Field(default_factory=list)
     mergedId: str
     keptChanges: dict[str, Any]
     restoredAssociations: int = 0
@@ -137,6 +163,20 @@ async def preview_merge(payload: PreviewInput, auth: Auth, records: Records, syn
     return FastJSONResponse(await service.preview(account_id=auth.account_id,
                                                 request=_request(payload.objectType, payload),
                                                 records=records, sync=sync, sessionmaker=sessions))
+
+
+@router.post("/cluster", response_model=ClusterMergeResult, responses=ERRORS,
+             summary="Merge a cluster of records into one new record (beyond HubSpot)")
+async def merge_cluster(payload: ClusterMergeInput, auth: Auth, records: Records, sync: Sync, sessions: Sessions) -> Any:
+    require_scope(auth, SCOPE)
+    request = service.ClusterMergeRequest(
+        object_type=payload.objectType, primary_id=str(payload.primaryObjectId),
+        secondary_ids=[str(i) for i in payload.objectIdsToMerge],
+        properties_to_keep={k: str(v) for k, v in payload.propertiesToKeep.items()})
+    with measured_merge(payload.objectType):
+        result = await service.merge_cluster(account_id=auth.account_id, request=request, records=records, sync=sync,
+                                             sessionmaker=sessions)
+    return FastJSONResponse(result)
 
 
 @router.get("/rules/{objectType}", response_model=RuleList, responses=ERRORS,

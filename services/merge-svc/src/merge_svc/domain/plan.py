@@ -106,6 +106,50 @@ def plan_merge(*, object_type_id: str, primary: RecordView, secondary: RecordVie
     return MergePlan(properties=out, decisions=decisions)
 
 
+def plan_cluster_merge(*, object_type_id: str, primary: RecordView, secondaries: list[RecordView],
+                       properties_to_keep: Mapping[str, str] | None = None,
+                       overrides: Mapping[str, Strategy] | None = None) -> MergePlan:
+    """Decide the merged record of a whole cluster: the two-record rules folded over the secondaries in
+    the order given (an empty value is filled from the first secondary that has one; sums, oldest and
+    furthest values, additional emails and domains gather every record's).
+
+    `properties_to_keep` names, per property, the record whose value to keep ("PRIMARY" or a record id).
+    """
+    keep = dict(properties_to_keep or {})
+    ids = {primary.id, *(s.id for s in secondaries)}
+    for name, chosen in keep.items():
+        if chosen != "PRIMARY" and chosen not in ids:
+            raise PlanError(f"propertiesToKeep.{name}: {chosen} is not one of the merged records")
+    current = primary
+    plan = MergePlan(properties={}, decisions={})
+    for secondary in secondaries:
+        step_keep: dict[str, Side] = {name: ("SECONDARY" if chosen == secondary.id else "PRIMARY")
+                                      for name, chosen in keep.items()}
+        plan = plan_merge(object_type_id=object_type_id, primary=current, secondary=secondary,
+                          properties_to_keep=step_keep, overrides=overrides)
+        current = RecordView(id=primary.id, properties=plan.properties,
+                             history=_merged_history(current, secondary), created_at=_older(current, secondary))
+    records = [primary, *secondaries]
+    decisions = {}
+    for name, value in plan.properties.items():
+        origin = next((r for r in records if r.value(name) == value), None)
+        decisions[name] = "COMBINED" if origin is None else ("PRIMARY" if origin is primary else origin.id)
+    return MergePlan(properties=plan.properties, decisions=decisions)
+
+
+def _merged_history(*records: RecordView) -> dict[str, list[dict[str, Any]]]:
+    combined: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        for name, entries in record.history.items():
+            combined.setdefault(name, []).extend(entries)
+    return {n: sorted(e, key=lambda x: str(x.get("timestamp", "")), reverse=True) for n, e in combined.items()}
+
+
+def _older(a: RecordView, b: RecordView) -> str | None:
+    moments = [m for m in (a.created_at, b.created_at) if m]
+    return min(moments, key=lambda m: parse_moment(m) or _EPOCH) if moments else None
+
+
 # --- strategies -----------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -264,12 +265,12 @@ async def record_snapshot(objectType: str, recordId: int, auth: Auth, session: S
 
 
 @router.post("/merges/apply", response_model=MergeApplyResponse, responses=error_responses(400, 401, 404, 409),
-             summary="Apply a merge plan atomically: new record, moved associations, aliases")
+             summary="Apply a merge plan atomically (two records or a cluster): new record, moved associations, aliases")
 async def merge_apply(payload: MergeApplyRequest, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
     return FastJSONResponse(await merges.apply_merge(
         session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
-        primary_id=payload.primaryId, secondary_id=payload.secondaryId, properties=payload.properties))
+        primary_id=payload.primaryId, secondary_ids=_either(payload.secondaries), properties=payload.properties))
 
 
 @router.post("/merges/unapply", response_model=MergeUnapplyResponse,
@@ -279,4 +280,13 @@ async def merge_unapply(payload: MergeUnapplyRequest, auth: Auth, session: Sessi
     object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
     return FastJSONResponse(await merges.unapply_merge(
         session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
-        merged_id=payload.mergedId, primary_snapshot=payload.primary, secondary_snapshot=payload.secondary))
+        merged_id=payload.mergedId, primary_snapshot=payload.primary,
+        secondary_snapshots=_either(payload.secondary_snapshots)))
+
+
+def _either(secondaries: Callable[[], list[Any]]) -> list[Any]:
+    """The secondary (HubSpot's merge) or secondaries (a cluster merge) of a merge body."""
+    try:
+        return secondaries()
+    except ValueError as exc:
+        raise HubSpotError(400, str(exc)) from None
