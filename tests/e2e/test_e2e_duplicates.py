@@ -142,7 +142,8 @@ def test_a_four_record_cluster_found_incrementally_merged_in_one_call_and_unmerg
     assert merged.status_code == 200, merged.text
     new_id = merged.json()["id"]
     for old in ids:
-        assert api.get(f"/crm/v3/objects/contacts/{old}").json()["id"] == new_id
+        read = api.get(f"/crm/v3/objects/contacts/{old}")
+        assert read.status_code == 200 and read.json()["id"] == new_id, read.text
     record = api.get(f"/crm/v3/objects/contacts/{new_id}", params={"properties": "hs_merged_object_ids,email"}).json()
     assert sorted(record["properties"]["hs_merged_object_ids"].split(";")) == sorted(ids)
     _eventually(lambda: all(not set(ids) & set(c["recordIds"]) for c in _suggestions(api, "contacts")),
