@@ -91,9 +91,7 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
     involved = max(merges_involved(str(primary_id), primary["properties"].get("hs_merged_object_ids"),
                                    str(secondary_id), secondary["properties"].get("hs_merged_object_ids")),
                    await repository.absorbed_in_lineage(session, account_id, type_id, [primary_id, secondary_id]) + 1)
-    if over_limit(involved):
-        raise HubSpotError(414, LIMIT_MESSAGE, category="VALIDATION_ERROR",
-                           context={"mergesInvolved": [str(involved)]})
+    _refuse_over_limit(involved)
     overrides = {p: Strategy(s) for p, s in (await repository.rule_overrides(session, account_id, type_id)).items()}
     try:
         plan = plan_merge(object_type_id=type_id, primary=RecordView.from_snapshot(primary),
@@ -132,6 +130,12 @@ async def _refuse_while_syncing(sync: SyncClient, account_id: int, type_id: str)
         raise HubSpotError(409, "Companies cannot be merged while company sync with Salesforce is on; turn "
                                 "company sync off, merge, then turn it back on", category="CONFLICT",
                            sub_category="SALESFORCE_SYNC_ENABLED")
+
+
+def _refuse_over_limit(involved: int) -> None:
+    if over_limit(involved):
+        raise HubSpotError(414, LIMIT_MESSAGE, category="VALIDATION_ERROR",
+                           context={"mergesInvolved": [str(involved)]})
 
 
 def _already_merged(field: str, wanted: int, into: str) -> HubSpotError:
@@ -294,9 +298,7 @@ async def merge_cluster(*, account_id: int, request: ClusterMergeRequest, record
                           for s in snapshots),
                       await repository.absorbed_in_lineage(locked, account_id, type_id, everyone))
         involved = earlier + len(secondary_ids)
-        if over_limit(involved):
-            raise HubSpotError(414, LIMIT_MESSAGE, category="VALIDATION_ERROR",
-                               context={"mergesInvolved": [str(involved)]})
+        _refuse_over_limit(involved)
         overrides = {p: Strategy(v) for p, v in (await repository.rule_overrides(locked, account_id, type_id)).items()}
         try:
             plan = plan_cluster_merge(object_type_id=type_id, primary=RecordView.from_snapshot(primary),
