@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.xdist_group("e2e")
@@ -144,8 +145,9 @@ def test_commands_in_a_pipe_print_plain_lines_and_json(suite, cli_token, tmp_pat
     bad = write_contacts(source, 3_000, bad_every=1_000, tag=tag)
 
     def corral(*args: str, check: bool = True, **overrides: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([CORRAL, *args], env={**env, **overrides}, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [CORRAL, *args], env={**env, **overrides}, capture_output=True, text=True, timeout=300
+        )
         if check:
             assert done.returncode == 0, f"corral {' '.join(args)}: {done.stderr}"
         return done
@@ -205,3 +207,83 @@ def test_commands_in_a_pipe_print_plain_lines_and_json(suite, cli_token, tmp_pat
     refused = corral("import", str(unmappable), check=False)
     assert refused.returncode == 1
     assert "no column of nothing.csv matches a contacts property (columns: Colour, Shape)" in refused.stderr
+
+
+def test_duplicate_scan_and_list_from_the_command_line(suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An account of its own (suggestions are per account); a few planted twins among distinct people."""
+    account_env = cli_env(suite, None)
+    made = subprocess.run(
+        [CORRAL, "token", "create", f"cli-dups-{uuid.uuid4().hex[:6]}", "--rate-limit", "0"],
+        env=account_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    env = cli_env(suite, token)
+    tag = uuid.uuid4().hex[:6]
+    people = [
+        {
+            "firstname": f"Person{i}",
+            "lastname": f"Family{i % 17}",
+            "email": f"d{i}.{tag}@example{i % 5}.com",
+            "phone": f"+1 415 555 {i:04d}",
+            "city": ["Lyon", "Oslo", "Rome"][i % 3],
+        }
+        for i in range(60)
+    ]
+    twins = []
+    for k in (3, 17, 41):
+        twin = {
+            **people[k],
+            "email": f"twin{k}.{tag}@elsewhere.org",
+            "phone": people[k]["phone"].replace("+1 ", "(").replace(" 555 ", ") 555-"),
+        }
+        twins.append((k, len(people)))
+        people.append(twin)
+    with httpx.Client(
+        base_url=suite.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as api:
+        created = api.post(
+            "/crm/v3/objects/contacts/batch/create",
+            json={"inputs": [{"properties": p} for p in people[:100]]},
+        )
+        assert created.status_code == 201, created.text
+        ids = [r["id"] for r in created.json()["results"]]
+
+    scan = subprocess.run(
+        [CORRAL, "duplicates", "scan", "--object", "contacts"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert scan.returncode == 0, scan.stderr
+    assert re.search(r"^Status\s+COMPLETE$", scan.stdout, re.M), scan.stdout
+    assert re.search(rf"^recordsRead\s+{len(people)}$", scan.stdout, re.M), scan.stdout
+
+    listed = subprocess.run(
+        [CORRAL, "duplicates", "list", "--object", "contacts"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split("\t") == ["ID", "Records", "Score", "Matched on"]
+    found = {frozenset(line.split("\t")[1].split(", ")) for line in lines[1:]}
+    planted = {frozenset((ids[a], ids[b])) for a, b in twins}
+    assert len(found & planted) >= 2, (found, planted)
+    as_json = json.loads(
+        subprocess.run(
+            [CORRAL, "--json", "duplicates", "list", "--object", "contacts"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
+    assert {frozenset(c["recordIds"]) for c in as_json["results"]} == found

@@ -160,6 +160,18 @@ def test_counters_move_during_an_import_and_a_merge(suite, token) -> None:  # ty
     assert moved("merge-svc", "corral_merge_duration_seconds_count", object_type="contacts") == 1
     assert moved("merge-svc", "corral_outbox_events_written_total", event_type="record.merged") == 1
     assert after["merge-svc"].has("corral_merges_pending")
+    # merge-svc subscribes to record events (duplicate suggestions): the records this import created reach it.
+    queue = "merge-svc.duplicates"
+    deadline = time.monotonic() + 120
+    while moved("merge-svc", "corral_consumer_messages_total", queue=queue, outcome="acked") < 1:
+        assert time.monotonic() < deadline, "merge-svc handled no record event"
+        time.sleep(0.5)
+        after["merge-svc"] = scrape_all(suite)["merge-svc"]
+    assert moved("merge-svc", "corral_consumer_events_total", queue=queue, outcome="handled") >= 1
+    assert moved("merge-svc", "corral_consumer_lag_seconds_count", queue=queue) >= 1
+    assert after["merge-svc"].has("corral_consumer_queue_messages", queue=queue)
+    assert after["merge-svc"].value("corral_consumer_queue_consumers", queue=queue) >= 1
+    assert after["merge-svc"].has("corral_dead_letter_messages")
     for part in PARTS:
         assert after[part].value("corral_db_pool_connections_max") > 0, part
         if part != "gateway":
