@@ -75,3 +75,13 @@ def test_token_create_names_the_database_it_could_not_reach() -> None:
         f"corral: cannot reach the gateway's database (postgresql://postgres@127.0.0.1:"
         f"{port}/corral_gateway; set GATEWAY_DATABASE_URL)"
     )
+
+
+def test_token_create_reports_a_database_refusal_in_one_line() -> None:
+    """A database that answers but refuses (here: it does not exist) is a sentence, not a traceback."""
+    done = subprocess.run([CORRAL, "token", "create", "someone"], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "GATEWAY_DATABASE_URL":
+                               "postgresql://no_such_role_for_corral@127.0.0.1:5432/corral_gateway"})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("corral: the gateway's database refused: ") and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

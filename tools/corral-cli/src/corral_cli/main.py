@@ -659,6 +659,8 @@ def run_admin(args: list[str]) -> None:
     from corral_gateway import admin
     from corral_gateway.settings import GatewaySettings
 
+    import asyncpg
+
     try:
         code = admin.main(args)
     except OSError as exc:
@@ -666,6 +668,8 @@ def run_admin(args: list[str]) -> None:
             f"cannot reach the gateway's database ({GatewaySettings().database_url}; set "
             f"GATEWAY_DATABASE_URL): {exc}"
         ) from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CorralError(f"the gateway's database refused: {exc}") from None
     if code:
         raise typer.Exit(code)
 
