@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from salesforce_emulator.api import admin, bulk, composite, data, oauth
 from salesforce_emulator.api.common import JSON_MEDIA_TYPE, error_response, json_response
 from salesforce_emulator.api.composite import SUBREQUEST_HEADER
+from salesforce_emulator.clock import http_date
 from salesforce_emulator.errors import OAuthError, SalesforceError, invalid_session
 from salesforce_emulator.org import Org
 from salesforce_emulator.settings import EmulatorSettings
@@ -87,8 +88,11 @@ class ApiGate:
     def _with_limit_info(self, send: Send) -> Send:
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # `Date` from the org's clock (uvicorn's own is turned off): clients that take the org's
+                # time from its answers, as Corral's sync does for its first watermark, follow a moved clock.
                 message = dict(message, headers=[*message.get("headers", []),
-                                                 (b"sforce-limit-info", self.limit_info())])
+                                                 (b"sforce-limit-info", self.limit_info()),
+                                                 (b"date", http_date(self.org.clock.now()).encode())])
             await send(message)
 
         return send_with_header

@@ -21,7 +21,9 @@ def build_servers(settings: EmulatorSettings) -> list[uvicorn.Server]:
     print(f"salesforce-emulator: https://{settings.host}:{settings.https_port} and "
           f"http://{settings.host}:{settings.http_port} (client id {settings.client_id}, "
           f"admin API {'on' if settings.enable_admin else 'off'})", flush=True)
-    common = {"host": settings.host, "log_level": settings.log_level, "lifespan": "off", "access_log": False}
+    common = {"host": settings.host, "log_level": settings.log_level, "lifespan": "off", "access_log": False,
+              # The app stamps `Date` from the org's clock, which tests may move.
+              "date_header": False}
     return [
         uvicorn.Server(uvicorn.Config(app, port=settings.https_port, ssl_certfile=str(certificate),
                                       ssl_keyfile=str(key), **common)),
