@@ -104,6 +104,18 @@ async def test_scopes_are_enforced(gateway, client, make_token) -> None:
                          "MISSING_SCOPES")
 
 
+async def test_sync_scopes_and_the_older_scope_that_grants_both(gateway, client, make_token) -> None:
+    base = f"{gateway.url}/corral/v1/salesforce"
+    reader = await make_token(scopes=["corral.sync.read"])
+    assert (await client.get(f"{base}/connection", headers=reader.headers)).status_code == 200
+    refused = await client.put(f"{base}/connection", json={}, headers=reader.headers)
+    body = assert_hubspot_error(refused, 403, "MISSING_SCOPES")
+    assert body["errors"][0]["context"]["requiredGranularScopes"] == ["corral.sync.write"]
+    older = await make_token(scopes=["corral.sync"])
+    assert (await client.get(f"{base}/sync/status", headers=older.headers)).status_code == 200
+    assert (await client.post(f"{base}/sync/run", headers=older.headers)).status_code == 200
+
+
 async def test_client_supplied_auth_header_is_replaced(gateway, client, make_token) -> None:
     token = await make_token()
     forged = sign_context(AuthContext(account_id=999_999, scopes=["*"]), SECRET)

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from corral_gateway import errors
 from corral_gateway.metrics import REJECTIONS, UPSTREAM_DURATION, UPSTREAM_FAILURES
 from corral_gateway.routing import resolve, split_path
+from corral_gateway.scopes import granted
 from corral_gateway.runtime import GatewayRuntime
 from corral_gateway.tokens import TokenRecord
 
@@ -92,7 +93,8 @@ async def proxy(request: Request) -> Response:
 
     if resolution is None:
         return _rejected("no_route", errors.not_found(decision.headers))
-    missing = [s for s in resolution.required_scopes if s not in record.scopes]
+    held = granted(record.scopes)
+    missing = [s for s in resolution.required_scopes if s not in held]
     if missing:
         return _rejected("missing_scopes", errors.missing_scopes(missing, decision.headers))
     return await _forward(request, runtime, resolution.backend, record, decision.headers)

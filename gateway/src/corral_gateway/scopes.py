@@ -31,7 +31,21 @@ ALL_SCOPES: tuple[str, ...] = (
     "crm.objects.owners.read",
     "corral.merges",
     "corral.sync",
+    "corral.sync.read",
+    "corral.sync.write",
 )
+
+# A scope that grants others: tokens made before Salesforce sync had read and write scopes hold
+# `corral.sync`, which keeps granting both.
+IMPLIED_SCOPES: dict[str, tuple[str, ...]] = {"corral.sync": ("corral.sync.read", "corral.sync.write")}
+
+
+def granted(scopes: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """A token's scopes with the ones they imply."""
+    out = set(scopes)
+    for scope in scopes:
+        out.update(IMPLIED_SCOPES.get(scope, ()))
+    return frozenset(out)
 
 
 @dataclass(frozen=True)

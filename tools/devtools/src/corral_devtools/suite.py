@@ -37,6 +37,26 @@ SERVICES = {
 }
 
 
+def sync_encryption_key_file() -> Path:
+    """The local key sync-svc encrypts Salesforce secrets with, made once per checkout (`.run/`, not in git).
+
+    Deployments set SYNC_SVC_ENCRYPTION_KEY from a Secret instead; losing the key means reconnecting.
+    """
+    path = ROOT / ".run" / "sync-encryption.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside then linked into place: suites starting at once agree on one key, never a half file.
+        draft = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
+        draft.write_bytes(Fernet.generate_key() + b"\n")
+        draft.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -57,6 +77,9 @@ class Suite:
     # A private suite publishes to its own exchange (its consumers' queues are named after it and
     # expire once it stops), so several suites can share one broker.
     exchange: str | None = None
+    # The emulator's admin API (plays the people and automation changing data in Salesforce): on for private
+    # suites (tests, benchmarks), never on the default ports.
+    emulator_admin: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +92,7 @@ class Suite:
             gateway_metrics_port=free_port(),
             log_dir=ROOT / ".run" / "logs" / tag,
             exchange=f"corral.test.{tag}",
+            emulator_admin=True,
             **kw,  # type: ignore[arg-type]
         )
 
@@ -113,7 +137,10 @@ class Suite:
             "SF_EMULATOR_HTTP_PORT": str(self.emulator_ports[0]),
             "SF_EMULATOR_HTTPS_PORT": str(self.emulator_ports[1]),
             "SF_EMULATOR_CERT_DIR": str(ROOT / ".run"),
+            "SF_EMULATOR_ENABLE_ADMIN": "true" if self.emulator_admin else "false",
         })
+        if not env.get("SYNC_SVC_ENCRYPTION_KEY"):
+            env["SYNC_SVC_ENCRYPTION_KEY_FILE"] = str(sync_encryption_key_file())
         if self.exchange:
             env["CORRAL_EXCHANGE"] = self.exchange
             env["CORRAL_QUEUE_EXPIRES_MS"] = str(10 * 60 * 1000)
@@ -144,14 +171,16 @@ class Suite:
 
     def start(self, *, foreground_logs: bool = False, with_emulator: bool = True) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = self.env()
-        commands = {name: [str(BIN / spec[0])] for name, spec in SERVICES.items()}
-        if with_emulator:
-            commands["salesforce-emulator"] = [str(BIN / "salesforce-emulator")]
-        for name, command in commands.items():
-            output = None if foreground_logs else open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-            self.processes[name] = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output,
-                                                    start_new_session=True)
+        names = list(SERVICES) + (["salesforce-emulator"] if with_emulator else [])
+        for name in names:
+            self.start_process(name, foreground_logs=foreground_logs)
+
+    def start_process(self, name: str, *, foreground_logs: bool = False) -> None:
+        """Start one part (again, after `stop_process`, e.g. in a crash test)."""
+        command = [str(BIN / (SERVICES[name][0] if name in SERVICES else name))]
+        output = None if foreground_logs else open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        self.processes[name] = subprocess.Popen(command, env=self.env(), cwd=ROOT, stdout=output, stderr=output,
+                                                start_new_session=True)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

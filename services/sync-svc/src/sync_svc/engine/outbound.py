@@ -292,7 +292,9 @@ async def _finish(cycle: Cycle, setup: ObjectSetup, outcomes: list[Outcome], *, 
                 cleared.append(str(record_id))
             if wrote or outcome.kind != "update":
                 events.append(synced_event(cycle, setup, record_id=record_id, salesforce_id=outcome.salesforce_id,
-                                           direction=Direction.OUTBOUND, operation=outcome.kind.upper(),
+                                           direction=Direction.OUTBOUND,
+                                           operation={"create": "CREATED", "link": "LINKED",
+                                                      "update": "UPDATED"}[outcome.kind],
                                            properties=sorted({m.property for m in setup.mappings
                                                               if m.field in outcome.sync.to_salesforce}
                                                              | set(outcome.sync.to_corral))))
