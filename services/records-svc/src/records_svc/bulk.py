@@ -71,7 +71,7 @@ class UniqueRace(Exception):
 
 
 def _validate_columns(catalog: PropertyCatalog, rows: list[BulkRow], trusted: bool,
-                      results: dict[int, RowResult]) -> dict[int, dict[str, str]]:
+                      results: dict[int, RowResult], writer: str | None = None) -> dict[int, dict[str, str]]:
     """Normalise every value, once per distinct (property, value); invalid cells are dropped and reported.
 
     One pass over the cells with one memo lookup each: an import sends tens of thousands of rows per
@@ -84,6 +84,8 @@ def _validate_columns(catalog: PropertyCatalog, rows: list[BulkRow], trusted: bo
             refused[name] = ("PROPERTY_DEFINITION_NOT_FOUND", f'Property "{name}" does not exist')
         elif (name in SYSTEM_MANAGED or prop.read_only_value) and not trusted:
             refused[name] = ("READ_ONLY_VALUE", f"{name} is read only")
+        elif prop.written_by and prop.written_by != writer:
+            refused[name] = ("READ_ONLY_VALUE", f"{name} is read only: only {prop.written_by} writes it")
     memos: dict[str, dict[Any, str | InvalidValue]] = {}
     cleaned: dict[int, dict[str, str]] = {}
     for row in rows:
@@ -134,9 +136,10 @@ def _import_error_code(code: str) -> str:
 async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: PropertyCatalog, rows: list[BulkRow],
                       operation: str, id_property: str | None, keep_existing: list[str], source_type: str,
                       source_id: str | None, trusted: bool = True,
-                      operation_id: str | None = None) -> list[RowResult]:
+                      operation_id: str | None = None, writer: str | None = None) -> list[RowResult]:
+    """`writer`: the calling service, for the properties only one service may write."""
     results = {row.ref: RowResult(ref=row.ref) for row in rows}
-    cleaned = _validate_columns(catalog, rows, trusted, results)
+    cleaned = _validate_columns(catalog, rows, trusted, results, writer)
     object_type = catalog.object_type
     namespaces = catalog.unique_namespaces()
     key_namespace = None

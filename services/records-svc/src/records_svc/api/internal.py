@@ -126,7 +126,7 @@ async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> An
                         session, account_id=auth.account_id, catalog=catalog, rows=rows,
                         operation=payload.operation, id_property=payload.idProperty,
                         keep_existing=payload.keepExisting, source_type=payload.sourceType,
-                        source_id=payload.sourceId, operation_id=payload.operationId)
+                        source_id=payload.sourceId, operation_id=payload.operationId, writer=auth.caller)
                 except ValueError as exc:
                     raise HubSpotError(400, str(exc)) from None
             break

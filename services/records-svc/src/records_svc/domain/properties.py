@@ -58,6 +58,9 @@ class PropertyDefinition:
     updated_at: datetime | None = None
     # Values with special normalisation beyond their type.
     value_kind: str = field(default="")  # "email", "emails", "domain", "domains"
+    # The one service that may write the value (its name in the signed auth context), e.g. the Salesforce
+    # ids only sync-svc sets; empty: any trusted writer.
+    written_by: str = ""
 
     @property
     def multi_valued(self) -> bool:

@@ -88,6 +88,19 @@ def _system(last_modified: str) -> list[PropertyDefinition]:
     ]
 
 
+SYNC_SERVICE = "sync-svc"
+
+
+def _salesforce(*ids: tuple[str, str]) -> list[PropertyDefinition]:
+    """HubSpot's read-only Salesforce sync properties: the linked record's id and the last sync time. Only the
+    sync service writes them; they are searchable like any property."""
+    group = "salesforceinformation"
+    return [*(text(name, label, group, read_only_value=True, form_field=False, written_by=SYNC_SERVICE)
+              for name, label in ids),
+            when("salesforcelastsynctime", "Last Salesforce Sync Time", group, read_only_value=True,
+                 form_field=False, written_by=SYNC_SERVICE)]
+
+
 def _owner(group: str) -> PropertyDefinition:
     return text("hubspot_owner_id", "Owner", group)
 
@@ -125,6 +138,7 @@ def _contacts() -> list[PropertyDefinition]:
         text("hs_analytics_source_data_1", "Original Traffic Source Drill-Down 1", a),
         text("hs_analytics_source_data_2", "Original Traffic Source Drill-Down 2", a),
         when("hs_analytics_first_timestamp", "Time First Seen", a),
+        *_salesforce(("salesforcecontactid", "Salesforce Contact ID"), ("salesforceleadid", "Salesforce Lead ID")),
         *_system("lastmodifieddate"),
     ]
 
@@ -151,6 +165,7 @@ def _companies() -> list[PropertyDefinition]:
         choice("hs_analytics_source", "Original Traffic Source", a, ANALYTICS_SOURCES),
         text("hs_analytics_source_data_1", "Original Traffic Source Drill-Down 1", a),
         text("hs_analytics_source_data_2", "Original Traffic Source Drill-Down 2", a),
+        *_salesforce(("salesforceaccountid", "Salesforce Account ID")),
         *_system("hs_lastmodifieddate"),
     ]
 
@@ -164,7 +179,8 @@ def _deals() -> list[PropertyDefinition]:
         choice("dealtype", "Deal Type", g, (("New Business", "newbusiness"), ("Existing Business", "existingbusiness"))),
         text("description", "Deal Description", g, field_type="textarea"),
         choice("hs_priority", "Priority", g, PRIORITIES[:3]),
-        _owner(g), *_system("hs_lastmodifieddate"),
+        _owner(g), *_salesforce(("salesforceopportunityid", "Salesforce Opportunity ID")),
+        *_system("hs_lastmodifieddate"),
     ]
 
 
@@ -263,6 +279,7 @@ GROUP_LABELS = {
     "emailinformation": "Email information", "meetinginformation": "Meeting information",
     "noteinformation": "Note information", "taskinformation": "Task information",
     "analyticsinformation": "Web analytics history", "conversioninformation": "Conversion information",
+    "salesforceinformation": "Salesforce information",
     "system": "System information",
 }
 
