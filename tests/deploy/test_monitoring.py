@@ -38,11 +38,6 @@ TARGET_LABELS = {"namespace", "job", "instance", "pod", "service", "endpoint", "
 # Figures the alerts and the dashboard already use, which sync-svc and merge-svc's duplicate scans are to
 # expose (see /work/coord/LOG.md for the contract). Remove a name here when its service exposes it.
 PENDING = {
-    "corral_sync_api_calls_used": {"connection"},
-    "corral_sync_api_calls_budget": {"connection"},
-    "corral_sync_paused": {"connection"},
-    "corral_sync_queued_changes": {"connection", "direction"},
-    "corral_sync_errors": {"category"},
 }
 
 
