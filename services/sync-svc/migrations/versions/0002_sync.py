@@ -53,8 +53,10 @@ STATEMENTS = [
         object_type text NOT NULL,
         salesforce_object text NOT NULL,
         enabled boolean NOT NULL DEFAULT false,
-        -- inbound: SystemModstamp of the newest Salesforce change handled (null until sync starts)
+        -- inbound: SystemModstamp of the newest Salesforce change handled (null until sync starts), and the
+        -- moment the sync started for the object: the re-read overlap never reaches before it
         watermark timestamptz,
+        started_from timestamptz,
         last_polled_at timestamptz,
         last_cycle jsonb,
         counts jsonb NOT NULL DEFAULT '{}'::jsonb,

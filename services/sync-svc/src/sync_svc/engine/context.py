@@ -32,6 +32,7 @@ class ObjectSetup:
     salesforce_object: str
     mappings: list[ActiveMapping]
     watermark: Any = None
+    started_from: Any = None
 
     @property
     def name(self) -> str:

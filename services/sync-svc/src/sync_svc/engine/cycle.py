@@ -230,7 +230,8 @@ class SyncEngine:
                 continue
             mappings = active_mappings(await mapping_repo.mappings(db, account_id, row["object_type"],
                                                                    row["salesforce_object"]))
-            setups.append(ObjectSetup(object_type, row["salesforce_object"], mappings, row["watermark"]))
+            setups.append(ObjectSetup(object_type, row["salesforce_object"], mappings, row["watermark"],
+                                      row["started_from"]))
         return setups
 
     async def _requeue_errors(self, account_id: int) -> None:

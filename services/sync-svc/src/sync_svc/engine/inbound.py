@@ -1,17 +1,18 @@
 """Inbound: Salesforce changes to Corral, in bulk.
 
-Which rows changed comes from the replication API (getUpdated, by SystemModstamp): one call for every
-enabled object together (packed in a composite request), whose `latestDateCovered` is Salesforce's
-promise that no later commit carries an earlier stamp, so the next window starts there without the
-guesswork of a fixed overlap. The changed rows are then read with collections retrieve, 2,000 ids per
-collection and five per call: 10,000 changes cost 2 calls, an idle poll 1 (2 while the minute of a
-recent change is re-read: getUpdated ignores seconds). A window getUpdated refuses (older than its 30
-days, or more than 600,000 ids) is read with a SOQL query over SystemModstamp instead, page by page,
-re-reading `poll_overlap_seconds` before the watermark for late commits.
+Per enabled object, the rows changed since the object's watermark are read with a SOQL query over
+SystemModstamp (indexed; it also moves on automated changes), ordered by SystemModstamp and Id, with
+every mapped field, in pages of up to 2,000. The first page of every object travels in one composite
+call, so an idle poll costs one call for all objects together and 10,000 changes cost five. Each poll
+re-reads `poll_overlap_seconds` before the watermark, because a transaction that commits late can carry
+an earlier stamp; rows already handled (the link keeps the newest SystemModstamp seen) are skipped.
 
-Rows already handled (the link's SystemModstamp is as new) are skipped, and rows whose synced fields all
-equal the shadow (our own writes coming back, or saves that changed nothing we map) go nowhere: they
-cost no records-svc call, no history and no event.
+Why not getUpdated: its windows ignore seconds and must span at least a minute, and Salesforce's
+`latestDateCovered` may lag hours behind, which would make every poll re-read the same ids (one more
+call each time) where the query needs none.
+
+Rows whose synced fields all equal the shadow (our own writes coming back, or saves that changed nothing
+we map) go nowhere: no records-svc call, no history, no event.
 """
 
 from __future__ import annotations
@@ -35,13 +36,10 @@ from sync_svc.repositories import links as link_repo
 from sync_svc.repositories import mappings as mapping_repo
 from sync_svc.repositories.errors import ErrorWrite
 from sync_svc.repositories.links import LinkWrite
-from sync_svc.salesforce.client import RowWrite, SubRequest, parse_salesforce_datetime, soql_datetime
+from sync_svc.salesforce.client import RowWrite, parse_salesforce_datetime, soql_datetime
 from sync_svc.salesforce.errors import SalesforceApiError, SalesforceErrorItem, SalesforceUnavailable
 
 log = structlog.get_logger(__name__)
-# Ids read per retrieve round: five collections of 2,000, one composite call.
-IDS_PER_ROUND = 10_000
-REPLICATION_REFUSALS = frozenset({"INVALID_REPLICATION_DATE", "EXCEEDED_ID_LIMIT"})
 
 
 @dataclass
@@ -67,59 +65,44 @@ class Change:
         return parse_salesforce_datetime(self.row.get("SystemModstamp"))
 
 
-def _updated_path(setup: ObjectSetup, start: datetime, end: datetime) -> str:
-    return (f"/sobjects/{setup.salesforce_object}/updated?start={soql_datetime(start).replace('+', '%2B')}"
-            f"&end={soql_datetime(end).replace('+', '%2B')}")
+def changes_query(setup: ObjectSetup, since: datetime) -> str:
+    return (f"SELECT {', '.join(setup.salesforce_fields())} FROM {setup.salesforce_object} "
+            f"WHERE SystemModstamp > {soql_datetime(since)} ORDER BY SystemModstamp, Id")
 
 
 async def poll(cycle: Cycle, setups: list[ObjectSetup]) -> None:
     """Every enabled object's changes since its watermark; an object without one starts from now."""
-    if not setups:
+    fresh = [s for s in setups if s.watermark is None]
+    if fresh:
+        # Sync started or the object was enabled just now: only later changes come in, as at HubSpot.
+        await cycle.client.limits()  # its Date header is the org's clock
+        now = cycle.client.server_time or cycle.server_now()
+        for setup in fresh:
+            await _advance(cycle, setup, now, first=True)
+    ready = [s for s in setups if s not in fresh]
+    if not ready:
         return
-    end = cycle.server_now()
-    answers = await cycle.client.send([
-        SubRequest("GET", _updated_path(s, min(s.watermark or end, end), end)) for s in setups])
-    changed: list[tuple[ObjectSetup, list[str], datetime]] = []
-    for setup, answer in zip(setups, answers, strict=True):
-        if not answer.ok:
-            codes = {e.code for e in answer.errors}
-            if codes & REPLICATION_REFUSALS:
-                await _poll_by_query(cycle, setup)
-                continue
-            raise SalesforceApiError(answer.status, answer.errors)
-        latest = parse_salesforce_datetime((answer.body or {}).get("latestDateCovered")) or end
-        if setup.watermark is None:
-            # Sync started or the object was enabled just now: only later changes come in, as at HubSpot.
-            await _advance(cycle, setup, latest, first=True)
-            continue
-        changed.append((setup, list(dict.fromkeys((answer.body or {}).get("ids") or [])), latest))
-    for setup, ids, latest in changed:
-        for start in range(0, len(ids), IDS_PER_ROUND):
-            part = ids[start:start + IDS_PER_ROUND]
-            rows = await cycle.client.retrieve(setup.salesforce_object, part, setup.salesforce_fields())
-            cycle.counts("INBOUND", setup.name).add("deletedOrHidden", len(part) - len(rows))
-            await handle_rows(cycle, setup, list(rows.values()))
-        await _advance(cycle, setup, latest)
-
-
-async def _poll_by_query(cycle: Cycle, setup: ObjectSetup) -> None:
-    since = (setup.watermark or cycle.server_now()) - timedelta(seconds=cycle.settings.poll_overlap_seconds)
-    soql = (f"SELECT {', '.join(setup.salesforce_fields())} FROM {setup.salesforce_object} "
-            f"WHERE SystemModstamp > {soql_datetime(since)} ORDER BY SystemModstamp, Id")
-    newest = setup.watermark
-    async for page in cycle.client.query_pages(soql):
-        await handle_rows(cycle, setup, page.records)
-        stamps = [s for s in (parse_salesforce_datetime(r.get("SystemModstamp")) for r in page.records) if s]
-        if stamps:
-            newest = max([newest, *stamps]) if newest else max(stamps)
-            await _advance(cycle, setup, newest)
-    cycle.counts("INBOUND", setup.name).add("queryFallbacks")
+    overlap = timedelta(seconds=cycle.settings.poll_overlap_seconds)
+    firsts = await cycle.client.query_first_pages([
+        changes_query(s, max(s.watermark - overlap, s.started_from or s.watermark - overlap)) for s in ready])
+    for setup, first in zip(ready, firsts, strict=True):
+        if isinstance(first, SalesforceApiError):
+            raise first
+        newest = setup.watermark
+        async for page in cycle.client.query_pages("", first=first):
+            await handle_rows(cycle, setup, page.records)
+            stamps = [s for s in (parse_salesforce_datetime(r.get("SystemModstamp")) for r in page.records) if s]
+            if stamps and max(stamps) > newest:
+                newest = max(stamps)
+                await _advance(cycle, setup, newest)
 
 
 async def _advance(cycle: Cycle, setup: ObjectSetup, watermark: datetime, *, first: bool = False) -> None:
     async with transaction(cycle.sessionmaker) as db:
-        await mapping_repo.set_watermark(db, cycle.account_id, setup.name, watermark, only_if_empty=first)
+        await mapping_repo.set_watermark(db, cycle.account_id, setup.name, watermark, starting=first)
     setup.watermark = watermark
+    if first:
+        setup.started_from = watermark
 
 
 async def handle_rows(cycle: Cycle, setup: ObjectSetup, rows: list[dict[str, Any]], *, force: bool = False) -> None:

@@ -8,8 +8,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-OBJECT_COLUMNS = ("account_id, object_type, salesforce_object, enabled, watermark, last_polled_at, last_cycle, "
-                  "counts, created_at, updated_at")
+OBJECT_COLUMNS = ("account_id, object_type, salesforce_object, enabled, watermark, started_from, last_polled_at, "
+                  "last_cycle, counts, created_at, updated_at")
 MAPPING_COLUMNS = ("id, account_id, object_type, salesforce_object, property, salesforce_field, sync_rule, standard, "
                    "property_type, property_field_type, salesforce_type, created_at, updated_at")
 
@@ -36,17 +36,26 @@ async def save_object(session: AsyncSession, *, account_id: int, object_type: st
         ON CONFLICT (account_id, object_type) DO UPDATE SET
             salesforce_object = excluded.salesforce_object, enabled = excluded.enabled, updated_at = now(),
             watermark = CASE WHEN sync_objects.salesforce_object = excluded.salesforce_object
-                             THEN sync_objects.watermark END
+                             THEN sync_objects.watermark END,
+            started_from = CASE WHEN sync_objects.salesforce_object = excluded.salesforce_object
+                                THEN sync_objects.started_from END
         RETURNING {OBJECT_COLUMNS}"""), {"a": account_id, "t": object_type, "s": salesforce_object,
                                          "e": enabled})).mappings().one()
     return dict(row)
 
 
 async def set_watermark(session: AsyncSession, account_id: int, object_type: str, watermark: Any, *,
-                        only_if_empty: bool = False) -> None:
+                        starting: bool = False) -> None:
+    """`starting`: the object's first watermark, which is also where its sync starts from."""
+    if starting:
+        await session.execute(text(
+            "UPDATE sync_objects SET watermark = :w, started_from = :w, updated_at = now() "
+            "WHERE account_id = :a AND object_type = :t AND watermark IS NULL"),
+            {"a": account_id, "t": object_type, "w": watermark})
+        return
     await session.execute(text(
-        "UPDATE sync_objects SET watermark = :w, updated_at = now() WHERE account_id = :a AND object_type = :t"
-        + (" AND watermark IS NULL" if only_if_empty else "")), {"a": account_id, "t": object_type, "w": watermark})
+        "UPDATE sync_objects SET watermark = :w, updated_at = now() WHERE account_id = :a AND object_type = :t"),
+        {"a": account_id, "t": object_type, "w": watermark})
 
 
 async def record_poll(session: AsyncSession, account_id: int, object_type: str, *, watermark: Any,
@@ -98,17 +107,19 @@ async def get_mapping(session: AsyncSession, account_id: int, object_type: str, 
 
 
 async def insert_mappings(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows that already exist (same property or field) are left as they are."""
-    if not rows:
-        return []
-    result = await session.execute(text(f"""
-        INSERT INTO field_mappings (account_id, object_type, salesforce_object, property, salesforce_field,
-                                    sync_rule, standard, property_type, property_field_type, salesforce_type)
-        VALUES (:account_id, :object_type, :salesforce_object, :property, :salesforce_field, :sync_rule,
-                :standard, :property_type, :property_field_type, :salesforce_type)
-        ON CONFLICT DO NOTHING
-        RETURNING {MAPPING_COLUMNS}"""), rows)
-    return [dict(r) for r in result.mappings()]
+    """Rows that already exist (same property or field) are left as they are. A handful per call: one
+    statement each, so every created row comes back."""
+    created = []
+    for row in rows:
+        result = await session.execute(text(f"""
+            INSERT INTO field_mappings (account_id, object_type, salesforce_object, property, salesforce_field,
+                                        sync_rule, standard, property_type, property_field_type, salesforce_type)
+            VALUES (:account_id, :object_type, :salesforce_object, :property, :salesforce_field, :sync_rule,
+                    :standard, :property_type, :property_field_type, :salesforce_type)
+            ON CONFLICT DO NOTHING
+            RETURNING {MAPPING_COLUMNS}"""), row)
+        created.extend(dict(r) for r in result.mappings())
+    return created
 
 
 async def insert_mapping(session: AsyncSession, row: dict[str, Any]) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ async def start(*, account_id: int, session: AsyncSession, connector: Connector)
             raise unreachable(exc) from None
         now = client.server_time or datetime.now(UTC)
         for obj in pending:
-            await mapping_repo.set_watermark(session, account_id, obj["object_type"], now, only_if_empty=True)
+            await mapping_repo.set_watermark(session, account_id, obj["object_type"], now, starting=True)
     resuming = row["sync_state"] == "PAUSED"
     await connection_repo.set_sync_state(session, account_id, "RUNNING", started=row["sync_state"] == "NOT_STARTED")
     if resuming:
