@@ -24,7 +24,7 @@ from sync_svc.crypto import generate_key
 from sync_svc.main import create_app as create_sync_app
 from sync_svc.settings import Settings as SyncSettings
 
-from .helpers import CLIENT, SALESFORCE
+from .helpers import SALESFORCE, login
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 RECORDS_DIR = SERVICE_DIR.parent / "records-svc"
@@ -106,10 +106,7 @@ async def salesforce(emulator: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The org as people and automation see it: the emulator's admin API and its data API."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator), base_url=SALESFORCE,
                                  timeout=60) as client:
-        token = (await client.post("/services/oauth2/token", data={
-            "grant_type": "client_credentials", "client_id": CLIENT["clientId"],
-            "client_secret": CLIENT["clientSecret"]})).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
+        await login(client)
         yield client
 
 

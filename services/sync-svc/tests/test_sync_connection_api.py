@@ -93,7 +93,7 @@ async def test_objects_and_mapping_refusals(sync, salesforce):
     assert (await sync.put(f"{BASE}/connection", json=CLIENT)).status_code == 200
     await admin(salesforce, "POST", "/objects/Contact/fields", json={
         "name": "Tier__c", "type": "picklist", "restrictedPicklist": True,
-        "picklistValues": [{"value": "Gold"}, {"value": "Silver"}]})
+        "picklistValues": ["Gold", "Silver"]})
     wrong = await sync.put(f"{BASE}/objects/contacts", json={"salesforceObject": "Account"})
     assert wrong.status_code == 400 and "Contact or Lead" in wrong.json()["message"]
     unknown = await sync.put(f"{BASE}/objects/tickets", json={"salesforceObject": "Case"})

@@ -41,7 +41,9 @@ _BY_CODE: dict[str, ErrorCategory] = {
     "NOT_FOUND": ErrorCategory.PERMISSIONS,
     "INVALID_CROSS_REFERENCE_KEY": ErrorCategory.ASSOCIATIONS,
     "ASSOCIATION_WAITING": ErrorCategory.ASSOCIATIONS,
-    # the org and the session
+    # the org and the session; records Salesforce could not take right now (retried with backoff)
+    "UNABLE_TO_LOCK_ROW": ErrorCategory.CONNECTION,
+    "SERVER_UNAVAILABLE": ErrorCategory.CONNECTION,
     "API_DISABLED_FOR_ORG": ErrorCategory.CONNECTION,
     "INVALID_SESSION_ID": ErrorCategory.CONNECTION,
     "REQUEST_LIMIT_EXCEEDED": ErrorCategory.API_LIMIT,

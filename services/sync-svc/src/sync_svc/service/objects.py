@@ -40,14 +40,16 @@ def object_type_or_404(name: str) -> SyncObjectType:
 
 
 async def describe_fields(*, account_id: int, salesforce_object: str, session: AsyncSession,
-                          client: SalesforceClient) -> dict[str, dict[str, Any]]:
-    """Field name -> describe entry, from the cache when it is fresh or Salesforce says it has not changed."""
+                          client: SalesforceClient, check: bool = False) -> dict[str, dict[str, Any]]:
+    """Field name -> describe entry, from the cache when it is fresh or Salesforce says it has not changed;
+    `check` asks Salesforce whatever the cache's age (a field just added in Salesforce)."""
     cached = await mapping_repo.describe(session, account_id, salesforce_object)
     document = cached["document"] if cached else None
-    if cached is None or datetime.now(UTC) - cached["fetched_at"] > DESCRIBE_FRESH:
+    if cached is None or check or datetime.now(UTC) - cached["fetched_at"] > DESCRIBE_FRESH:
         try:
-            fresh = await client.describe(salesforce_object,
-                                          if_modified_since=cached["fetched_at"] if cached else None)
+            # HTTP dates have whole seconds: a change in the second of the last fetch must not look older.
+            fresh = await client.describe(salesforce_object, if_modified_since=cached["fetched_at"] - timedelta(
+                seconds=1) if cached else None)
         except SalesforceApiError as exc:
             if exc.status == 404:
                 raise HubSpotError(400, f"The connected org has no {salesforce_object} object (or the integration "
@@ -91,9 +93,10 @@ def _refused(exc: rules.MappingRefused) -> HubSpotError:
 
 
 async def _context(*, account_id: int, object_type: SyncObjectType, session: AsyncSession, connector: Connector,
-                   records: PropertySource, salesforce_object: str | None = None,
+                   records: PropertySource, salesforce_object: str | None = None, needs_field: str | None = None,
                    ) -> tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """The object's Salesforce object, its fields (describe) and the Corral properties."""
+    """The object's Salesforce object, its fields (describe) and the Corral properties; `needs_field` missing
+    from a cached describe makes Salesforce be asked again (it may have been added since)."""
     if salesforce_object is None:
         saved = await mapping_repo.get_object(session, account_id, object_type.name)
         if saved is None:
@@ -103,6 +106,9 @@ async def _context(*, account_id: int, object_type: SyncObjectType, session: Asy
     _, client = await client_for(account_id=account_id, session=session, connector=connector)
     fields = await describe_fields(account_id=account_id, salesforce_object=salesforce_object, session=session,
                                    client=client)
+    if needs_field and _field(fields, needs_field) is None:
+        fields = await describe_fields(account_id=account_id, salesforce_object=salesforce_object, session=session,
+                                       client=client, check=True)
     properties = await records.properties(account_id, object_type.object_type_id)
     return salesforce_object, fields, properties
 
@@ -205,7 +211,8 @@ async def create_mapping(*, account_id: int, object_type_name: str, property_nam
                          records: PropertySource) -> dict[str, Any]:
     object_type = object_type_or_404(object_type_name)
     salesforce_object, fields, properties = await _context(account_id=account_id, object_type=object_type,
-                                                           session=session, connector=connector, records=records)
+                                                           session=session, connector=connector, records=records,
+                                                           needs_field=field_name)
     existing = await mapping_repo.mappings(session, account_id, object_type.name, salesforce_object)
     prop, field = properties.get(property_name), _field(fields, field_name)
     try:
@@ -239,7 +246,7 @@ async def update_mapping(*, account_id: int, object_type_name: str, mapping_id: 
     row = await _mapping_or_404(session, account_id, object_type, mapping_id)
     salesforce_object, fields, properties = await _context(
         account_id=account_id, object_type=object_type, session=session, connector=connector, records=records,
-        salesforce_object=row["salesforce_object"])
+        salesforce_object=row["salesforce_object"], needs_field=field_name)
     if row["standard"] and ((property_name and property_name != row["property"])
                             or (field_name and field_name.lower() != row["salesforce_field"].lower())):
         raise HubSpotError(400, f"Mapping {mapping_id} is a standard mapping ({row['property']} to "
