@@ -22,6 +22,7 @@ from sync_svc.settings import Settings as SyncSettings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 RECORDS_DIR = SERVICE_DIR.parent / "records-svc"
+SYNC_DIR = SERVICE_DIR.parent / "sync-svc"
 # Accounts differ between xdist workers too: the workers share one RabbitMQ, and a test that watches the
 # broker for its account's events must not see another worker's test using the same number.
 _accounts = itertools.count(70_000 + 1_000 * random.SystemRandom().randrange(1, 1_000_000))
@@ -48,9 +49,17 @@ async def records_app(records_database: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
-async def merge_app(merges_database: str, records_app: Any) -> AsyncIterator[Any]:
-    # sync-svc's status route needs neither its database nor its lifespan.
-    sync_app = create_sync_app(SyncSettings(log_json=False, log_level="WARNING"))
+async def sync_app() -> AsyncIterator[Any]:
+    """sync-svc answers the status question from its database (no connection there: nothing syncs)."""
+    async with migrated_database(SYNC_DIR, "corral_sync_mrgtest") as url:
+        settings = SyncSettings(database_url=url, log_json=False, log_level="WARNING", run_worker=False,
+                                run_consumers=False, run_outbox_relay=False)
+        async with LifespanManager(create_sync_app(settings), startup_timeout=30, shutdown_timeout=30) as manager:
+            yield manager.app
+
+
+@pytest.fixture(scope="session")
+async def merge_app(merges_database: str, records_app: Any, sync_app: Any) -> AsyncIterator[Any]:
     settings = MergeSettings(database_url=merges_database, log_json=False, log_level="WARNING",
                              run_consumers=False)
     app = create_merge_app(settings, records_transport=httpx.ASGITransport(app=records_app),
