@@ -42,6 +42,15 @@ async def queued(sync: httpx.AsyncClient) -> int:
     return (await sync.get("/corral/v1/salesforce/sync/status")).json()["queuedChanges"]
 
 
+async def wait_queued(sync: httpx.AsyncClient, count: int = 1) -> None:
+    """Until the consumer has queued `count` records (their events travel through RabbitMQ)."""
+
+    async def enough() -> bool:
+        return await queued(sync) >= count
+
+    await eventually(enough)
+
+
 async def run(sync: httpx.AsyncClient) -> dict[str, Any]:
     response = await sync.post("/corral/v1/salesforce/sync/run")
     assert response.status_code == 200, response.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from .helpers import admin, connect_and_start, eventually, queued, run, sf_query
+from .helpers import admin, connect_and_start, queued, run, sf_query, wait_queued
 
 BASE = "/corral/v1/salesforce"
 CONTACT_FIELDS = "Id, Email, FirstName, LastName, Title, Phone, LastModifiedDate, SystemModstamp"
@@ -25,9 +25,9 @@ async def contact(records: httpx.AsyncClient, record_id: str, *names: str, histo
     return response.json()
 
 
-async def flushed(sync: httpx.AsyncClient) -> dict:
-    """A cycle once the consumer has queued the changes just made."""
-    await eventually(lambda: queued(sync))
+async def flushed(sync: httpx.AsyncClient, count: int = 1) -> dict:
+    """A cycle once the consumer has queued the `count` records just changed."""
+    await wait_queued(sync, count)
     return await run(sync)
 
 
@@ -121,7 +121,7 @@ async def test_contact_merge_keeps_the_primarys_link(sync, sync_app, records, sa
     await connect_and_start(sync, ("contacts", "Contact"))
     primary = await create_contact(records, email="p@example.com", lastname="Primary")
     secondary = await create_contact(records, email="s@example.com", lastname="Secondary")
-    await flushed(sync)
+    await flushed(sync, 2)
     rows = {r["Email"]: r["Id"] for r in await sf_query(salesforce, "SELECT Id, Email FROM Contact")}
     from sync_svc.engine.changes import handle_changes
     from crm_common.cloudevents import CloudEvent

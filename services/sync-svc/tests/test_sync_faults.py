@@ -6,7 +6,7 @@ import asyncpg
 import httpx
 from crm_common.settings import to_plain_url
 
-from .helpers import admin, connect_and_start, eventually, queued, run, sf_query
+from .helpers import admin, connect_and_start, eventually, queued, run, sf_query, wait_queued
 
 BASE = "/corral/v1/salesforce"
 
@@ -15,7 +15,7 @@ async def make_contacts(sync: httpx.AsyncClient, records: httpx.AsyncClient, cou
     response = await records.post("/crm/v3/objects/contacts/batch/create", json={"inputs": [
         {"properties": {"email": f"{prefix}{i}@example.com", "lastname": f"{prefix}{i}"}} for i in range(count)]})
     assert response.status_code in (200, 201), response.text
-    await eventually(lambda: queued(sync))
+    await wait_queued(sync, count)
     return [r["id"] for r in response.json()["results"]]
 
 

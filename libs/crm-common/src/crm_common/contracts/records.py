@@ -263,6 +263,40 @@ class ExportPage(BaseModel):
     paging: Paging | None = None
     total: int | None = None
 
+# --- POST /internal/v1/records/{objectType}/read-with-changes and .../find (the Salesforce sync) --------------
+
+
+class ReadWithChangesRequest(BaseModel):
+    ids: list[str] = Field(max_length=MAX_BULK_ROWS)
+    properties: list[str] = Field(max_length=1_000)
+
+
+class PropertyChange(TypedDict):
+    timestamp: str | None
+    sourceType: str | None
+    sourceId: str | None
+
+
+class RecordWithChanges(TypedDict):
+    id: str
+    properties: dict[str, str]
+    changes: dict[str, PropertyChange]  # per property: its newest history entry
+    archived: bool
+    mergedInto: str | None
+
+
+class ReadWithChangesResponse(BaseModel):
+    results: list[RecordWithChanges]
+
+
+class FindRequest(BaseModel):
+    property: str
+    values: list[str] = Field(max_length=MAX_BULK_ROWS)
+
+
+class FindResponse(BaseModel):
+    matches: dict[str, list[str]] = Field(description="value (lower-cased) -> ids of live records holding it")
+
 
 # --- the client ---------------------------------------------------------------------------------------------
 
@@ -325,6 +359,23 @@ class RecordsClient(InternalClient):
         response = await self.call("GET", f"/internal/v1/records/{segment(object_type)}/export",
                                    account_id=account_id, what="export", params=params)
         return ExportPage.model_validate_json(response.content)
+
+    async def read_with_changes(self, account_id: int, object_type: str, ids: list[str],
+                                properties: list[str]) -> ReadWithChangesResponse:
+        """Records with the asked properties and each one's last change (time, source); unknown ids are absent."""
+        response = await self.call("POST", f"/internal/v1/records/{segment(object_type)}/read-with-changes",
+                                   account_id=account_id, what="read with changes",
+                                   body=ReadWithChangesRequest(ids=ids, properties=properties))
+        return ReadWithChangesResponse.model_validate_json(response.content)
+
+    async def find_by_property(self, account_id: int, object_type: str, prop: str,
+                               values: list[str]) -> dict[str, list[str]]:
+        """Lower-cased value -> ids of the live records holding it, for any property (an email, a Salesforce id)."""
+        if not values:
+            return {}
+        response = await self.call("POST", f"/internal/v1/records/{segment(object_type)}/find",
+                                   account_id=account_id, what="find", body=FindRequest(property=prop, values=values))
+        return FindResponse.model_validate_json(response.content).matches
 
     # associations
 
@@ -478,8 +529,10 @@ def split_by_key(rows: list[BulkRowInput], id_property: str | None, parts: int) 
 __all__ = [
     "AssociationInput", "BulkAssociationRequest", "BulkAssociationResponse", "BulkAssociationResult",
     "BulkRowError", "BulkRowInput", "BulkRowResult", "BulkUpsertOptions", "BulkUpsertRequest",
-    "BulkUpsertResponse", "ExportPage", "IncomingAssociation", "JournalEntry", "JournalPage", "MergeApplyRequest",
-    "MergeApplyResponse", "MergeUnapplyRequest", "MergeUnapplyResponse", "OutgoingAssociation",
-    "RecordSnapshot", "RecordsClient", "ResolveRequest", "ResolveResponse", "ServiceCallError", "UndoReport",
+    "BulkUpsertResponse", "ExportPage", "FindRequest", "FindResponse", "IncomingAssociation", "JournalEntry",
+    "JournalPage", "MergeApplyRequest", "MergeApplyResponse", "MergeUnapplyRequest", "MergeUnapplyResponse",
+    "OutgoingAssociation", "PropertyChange", "ReadWithChangesRequest", "ReadWithChangesResponse",
+    "RecordWithChanges", "RecordSnapshot", "RecordsClient", "ResolveRequest", "ResolveResponse", "ServiceCallError",
+    "UndoReport",
     "UndoRequest", "split_by_key",
 ]

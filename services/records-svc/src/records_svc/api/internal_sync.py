@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_common.contracts.records import FindRequest, FindResponse, ReadWithChangesRequest, ReadWithChangesResponse
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 from records_svc import repository, sync_repository
 from records_svc.api.deps import Auth, Session
@@ -20,46 +20,12 @@ from records_svc.catalog import load_catalog, resolve_object_type
 from records_svc.domain.properties import InvalidValue, normalize_value
 
 router = APIRouter(prefix="/internal/v1", tags=["Internal"])
-MAX_IDS = 20_000
-MAX_PROPERTIES = 1_000
 
 
-class ReadRequest(BaseModel):
-    ids: list[str] = Field(max_length=MAX_IDS)
-    properties: list[str] = Field(max_length=MAX_PROPERTIES)
-
-
-class PropertyChange(BaseModel):
-    timestamp: str | None = None
-    sourceType: str | None = None
-    sourceId: str | None = None
-
-
-class RecordWithChanges(BaseModel):
-    id: str
-    properties: dict[str, str]
-    changes: dict[str, PropertyChange] = Field(description="Per property: its newest history entry")
-    archived: bool
-    mergedInto: str | None = None
-
-
-class ReadResponse(BaseModel):
-    results: list[RecordWithChanges]
-
-
-class FindRequest(BaseModel):
-    property: str
-    values: list[str] = Field(max_length=MAX_IDS)
-
-
-class FindResponse(BaseModel):
-    matches: dict[str, list[str]] = Field(description="value (lower-cased) -> ids of live records holding it")
-
-
-@router.post("/records/{objectType}/read-with-changes", response_model=ReadResponse,
+@router.post("/records/{objectType}/read-with-changes", response_model=ReadWithChangesResponse,
              responses=error_responses(400, 401, 404),
              summary="Records by id with the asked properties and each one's last change (time and source)")
-async def read_with_changes(objectType: str, payload: ReadRequest, auth: Auth, session: Session) -> Any:
+async def read_with_changes(objectType: str, payload: ReadWithChangesRequest, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     ids = [int(i) for i in payload.ids if i.isdigit() and len(i) < 19]
     rows = await sync_repository.records_with_changes(session, auth.account_id, object_type.id, ids,
