@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
             log.warning("no encryption key configured: Salesforce connections are refused until "
                         "SYNC_SVC_ENCRYPTION_KEY is set")
         http = httpx.AsyncClient(transport=salesforce_transport, follow_redirects=False,
-                                 timeout=httpx.Timeout(settings.salesforce_timeout_seconds, connect=10.0),
+                                 timeout=httpx.Timeout(settings.salesforce_timeout_seconds, connect=5.0),
                                  limits=httpx.Limits(max_connections=50, max_keepalive_connections=10))
         records = RecordsClient(ServiceClient(base_url=settings.records_url, secret=settings.internal_secret,
                                               caller=settings.service_name, transport=records_transport,

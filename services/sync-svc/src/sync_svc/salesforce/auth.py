@@ -57,16 +57,21 @@ class InvalidLoginUrl(ValueError):
 
 def check_login_url(url: str) -> str:
     """Any https URL, or http on a loopback address (a local emulator); the URL without a trailing slash."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        hostname = parts.hostname
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise InvalidLoginUrl(f"loginUrl is not a valid URL ({exc})") from None
+    if parts.scheme not in ("https", "http") or not hostname:
         raise InvalidLoginUrl(f"loginUrl must be an absolute https URL, got {url!r}")
     if parts.username or parts.password:
         raise InvalidLoginUrl("loginUrl must not carry credentials")
     if parts.query or parts.fragment:
         raise InvalidLoginUrl("loginUrl must not carry a query or a fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(hostname):
         raise InvalidLoginUrl(f"loginUrl must use https (plain http is accepted only on a loopback address, "
-                              f"not on {parts.hostname})")
+                              f"not on {hostname})")
     return url.strip().rstrip("/")
 
 
@@ -95,9 +100,8 @@ def jwt_assertion(*, client_id: str, username: str, private_key: str, audience: 
     claims = {"iss": client_id, "sub": username, "aud": audience, "exp": now + JWT_LIFETIME_SECONDS}
     try:
         return jwt.encode(claims, private_key, algorithm="RS256")
-    except (ValueError, TypeError, jwt.PyJWTError) as exc:
-        raise LoginFailed("invalid_request", f"privateKey is not a usable RSA private key in PEM form ({exc})") \
-            from None
+    except Exception:  # noqa: BLE001 - PyJWT and cryptography raise many kinds for a key they cannot use
+        raise LoginFailed("invalid_request", "privateKey is not a usable RSA private key in PEM form") from None
 
 
 def token_form(credentials: Credentials) -> dict[str, str]:

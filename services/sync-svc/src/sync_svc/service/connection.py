@@ -122,6 +122,11 @@ async def _establish(*, account_id: int, credentials: auth.Credentials, session:
     except SalesforceApiError as exc:
         raise HubSpotError(400, f"Salesforce accepted the login but refused the API: {exc.message} ({exc.code})",
                            sub_category="SALESFORCE_API_REFUSED") from None
+    except SalesforceUnavailable as exc:
+        if exc.status is None:  # nothing answered at the URL the person gave
+            raise HubSpotError(400, f"Salesforce could not be reached at {credentials.login_url}: {exc}",
+                               sub_category="SALESFORCE_UNREACHABLE") from None
+        raise unreachable(exc) from None
     except SalesforceError as exc:
         raise unreachable(exc) from None
     sf_session = client.session or sf_session
@@ -241,6 +246,9 @@ async def finish_authorization(*, account_id: int, code: str, state: str, sessio
     except LoginFailed as exc:
         raise login_refused(exc) from None
     except SalesforceUnavailable as exc:
+        if exc.status is None:
+            raise HubSpotError(400, f"Salesforce could not be reached at {verified.login_url}: {exc}",
+                               sub_category="SALESFORCE_UNREACHABLE") from None
         raise unreachable(exc) from None
     if not sf_session.refresh_token:
         raise HubSpotError(400, "Salesforce approved the connection without a refresh token: give the connected "
