@@ -15,9 +15,9 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
+from crm_common.settings import DEFAULT_AMQP_URL, to_plain_url
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from crm_common.settings import DEFAULT_AMQP_URL, to_plain_url
 
 pytestmark = pytest.mark.xdist_group("e2e")
 

@@ -19,7 +19,12 @@ from sync_svc.salesforce.client import (
     _pack,
     parse_limit_info,
 )
-from sync_svc.salesforce.errors import ApiLimitExceeded, LoginFailed, SalesforceApiError, SalesforceUnavailable
+from sync_svc.salesforce.errors import (
+    ApiLimitExceeded,
+    LoginFailed,
+    SalesforceApiError,
+    SalesforceUnavailable,
+)
 
 BASE = "https://emu.my.salesforce.com"
 

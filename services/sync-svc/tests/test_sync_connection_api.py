@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+from crm_common.settings import to_plain_url
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from crm_common.settings import to_plain_url
 from sync_svc.repositories import connections
 
 from .helpers import CLIENT, SALESFORCE, admin

@@ -123,8 +123,8 @@ async def test_contact_merge_keeps_the_primarys_link(sync, sync_app, records, sa
     secondary = await create_contact(records, email="s@example.com", lastname="Secondary")
     await flushed(sync, 2)
     rows = {r["Email"]: r["Id"] for r in await sf_query(salesforce, "SELECT Id, Email FROM Contact")}
-    from sync_svc.engine.changes import handle_changes
     from crm_common.cloudevents import CloudEvent
+    from sync_svc.engine.changes import handle_changes
 
     merged = await records.post("/internal/v1/merges/apply", json={
         "mergeId": "m1", "objectType": "contacts", "primaryId": primary, "secondaryId": secondary,

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-
 _PROPERTY_NAME = re.compile(r"^[a-z0-9_]{1,100}$")
 
 

@@ -1,8 +1,7 @@
 from pathlib import Path
 
-from pydantic_settings import SettingsConfigDict
-
 from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class Settings(BaseServiceSettings):

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_common.contracts.records import FindRequest, FindResponse, ReadWithChangesRequest, ReadWithChangesResponse
+from crm_common.contracts.records import (
+    FindRequest,
+    FindResponse,
+    ReadWithChangesRequest,
+    ReadWithChangesResponse,
+)
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter

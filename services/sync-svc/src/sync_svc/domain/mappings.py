@@ -98,7 +98,7 @@ def check_mapping(*, object_label: str, salesforce_object: str, prop: dict[str, 
         raise MappingRefused(400, f"{object_label} already have {MAX_MAPPINGS_PER_OBJECT} field mappings, the most "
                                   "an object may have; delete or reuse one first", code="TOO_MANY_MAPPINGS")
     if prop is None:
-        raise MappingRefused(400, f"There is no {object_label[:-1] if object_label.endswith('s') else object_label} "
+        raise MappingRefused(400, f"There is no {object_label.removesuffix('s')} "
                                   f"property named {property_name!r}", code="PROPERTY_NOT_FOUND")
     if field is None:
         raise MappingRefused(400, f"Salesforce's {salesforce_object} has no field named {field_name!r}",
@@ -142,7 +142,7 @@ def mapping_warnings(*, salesforce_object: str, prop: dict[str, Any] | None, fie
                      rule: SyncRule) -> list[str]:
     """What will fail later for some records with this mapping."""
     if prop is None or field is None:
-        return [f"The property or the Salesforce field of this mapping no longer exists; it syncs nothing"]
+        return ["The property or the Salesforce field of this mapping no longer exists; it syncs nothing"]
     warnings: list[str] = []
     name = f"{salesforce_object}.{field['name']}"
     if required_on_create(field) and rule in (SyncRule.DONT_SYNC, SyncRule.ALWAYS_SALESFORCE):

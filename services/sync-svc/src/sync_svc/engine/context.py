@@ -146,5 +146,14 @@ def error_event(account_id: int, row: dict[str, Any]) -> CloudEvent:
         "attempts": row["attempts"]})
 
 
-__all__ = ["Cycle", "DirectionCounts", "ErrorWrite", "ObjectSetup", "SYSTEM_FIELDS", "account_event",
-           "active_mappings", "error_event", "synced_event"]
+__all__ = [
+    "SYSTEM_FIELDS",
+    "Cycle",
+    "DirectionCounts",
+    "ErrorWrite",
+    "ObjectSetup",
+    "account_event",
+    "active_mappings",
+    "error_event",
+    "synced_event",
+]

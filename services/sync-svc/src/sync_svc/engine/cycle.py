@@ -29,7 +29,14 @@ from sync_svc.domain.budget import Budget
 from sync_svc.domain.errors import ErrorCategory
 from sync_svc.domain.objects import SYNC_OBJECT_TYPES
 from sync_svc.engine import inbound, outbound
-from sync_svc.engine.context import Cycle, DirectionCounts, ObjectSetup, account_event, active_mappings, error_event
+from sync_svc.engine.context import (
+    Cycle,
+    DirectionCounts,
+    ObjectSetup,
+    account_event,
+    active_mappings,
+    error_event,
+)
 from sync_svc.records import SyncRecords
 from sync_svc.repositories import connections as connection_repo
 from sync_svc.repositories import errors as error_repo
@@ -93,7 +100,7 @@ class SyncEngine:
                         await connection_repo.forget_old_calls(db)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the database went away: the next tick tries again
+            except Exception as exc:  # noqa: BLE001 - the database went away: the next tick tries again
                 log.warning("sync worker tick failed", error=repr(exc))
             await asyncio.sleep(self.settings.worker_tick_seconds)
 

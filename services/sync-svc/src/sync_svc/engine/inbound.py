@@ -263,7 +263,7 @@ async def _write_corral(cycle: Cycle, setup: ObjectSetup, changes: list[Change])
             results += await cycle.records.write(cycle.account_id, setup.type_id, creates,
                                                  operation="UPSERT" if key else "CREATE", id_property=key,
                                                  operation_id=cycle.operation_id)
-    except Exception as exc:  # noqa: BLE001 - records-svc unavailable: nothing is marked handled, the rows come again
+    except Exception as exc:
         log.warning("records-svc write failed", account_id=cycle.account_id, object_type=setup.name,
                     error=repr(exc))
         for change in by_ref.values():
