@@ -65,7 +65,7 @@ COMPONENTS = [
     Component("merge-svc", "merge-svc", "services/merge-svc", "merge-svc", 8103, "corral_merges",
               "MERGE_SVC_", ["RECORDS_URL", "SYNC_URL"]),
     Component("sync-svc", "sync-svc", "services/sync-svc", "sync-svc", 8104, "corral_sync",
-              "SYNC_SVC_", ["RECORDS_URL", "ENCRYPTION_KEY"]),
+              "SYNC_SVC_", ["RECORDS_URL", "ENCRYPTION_KEY", "FLUSH_INTERVAL_SECONDS", "POLL_INTERVAL_SECONDS"]),
     Component("gateway", "corral-gateway", "gateway", "corral-gateway", 8080, "corral_gateway", "GATEWAY_",
               ["RECORDS_URL", "IMPORTS_URL", "MERGES_URL", "SYNC_URL", "METRICS_PORT"]),
 ]

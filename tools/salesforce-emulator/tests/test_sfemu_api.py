@@ -105,6 +105,17 @@ async def test_trailing_slash_is_served_without_redirect(sf: SalesforceApi) -> N
     assert (await sf.client.get("/services/data/")).json()[0]["url"].startswith("/services/data/v")
 
 
+async def test_date_header_follows_the_org_clock(sf: SalesforceApi) -> None:
+    from email.utils import parsedate_to_datetime
+
+    before = parsedate_to_datetime((await sf.get("/limits")).headers["date"])
+    assert abs((before - datetime.now(UTC)).total_seconds()) < 5
+    await sf.admin("POST", "/clock/advance", json={"days": 3})
+    after = parsedate_to_datetime((await sf.get("/limits")).headers["date"])
+    assert timedelta(days=3) - timedelta(seconds=5) < after - before < timedelta(days=3, seconds=5)
+    assert len((await sf.get("/limits")).headers.get_list("date")) == 1
+
+
 async def test_admin_api_is_off_by_default() -> None:
     app = create_app(EmulatorSettings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
