@@ -47,7 +47,7 @@ def canonical(value: str, kind: ValueKind) -> str:
         return {"1": "true", "yes": "true", "0": "false", "no": "false"}.get(lowered, lowered)
     if kind.property_type == "datetime":
         try:
-            return format_corral_datetime(_parse_datetime(value))
+            return format_corral_datetime(parse_datetime(value))
         except ValueError:
             return value
     if kind.property_type == "date":
@@ -87,12 +87,12 @@ def from_salesforce(raw: Any, kind: ValueKind) -> str:
         try:
             if len(text) == 10:
                 return format_corral_datetime(datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC))
-            return format_corral_datetime(_parse_datetime(text))
+            return format_corral_datetime(parse_datetime(text))
         except ValueError:
             raise UnconvertibleValue(f"{text!r} is not a date or datetime") from None
     if kind.property_type == "date":
         try:
-            return text[:10] if len(text) == 10 else _parse_datetime(text).date().isoformat()
+            return text[:10] if len(text) == 10 else parse_datetime(text).date().isoformat()
         except ValueError:
             raise UnconvertibleValue(f"{text!r} is not a date") from None
     if kind.property_type == "number":
@@ -122,7 +122,7 @@ def to_salesforce(value: str, kind: ValueKind) -> Any:
     if sf_type == "date":
         if kind.property_type == "datetime" or len(value) > 10:
             try:
-                return _parse_datetime(value).date().isoformat()
+                return parse_datetime(value).date().isoformat()
             except ValueError:
                 raise UnconvertibleValue(f"{value!r} is not a datetime") from None
         return value
@@ -131,7 +131,7 @@ def to_salesforce(value: str, kind: ValueKind) -> Any:
             if len(value) == 10:
                 moment = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
             else:
-                moment = _parse_datetime(value)
+                moment = parse_datetime(value)
         except ValueError:
             raise UnconvertibleValue(f"{value!r} is not a date or datetime") from None
         return format_corral_datetime(moment)
@@ -145,7 +145,8 @@ def format_corral_datetime(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _parse_datetime(text: str) -> datetime:
+def parse_datetime(text: str) -> datetime:
+    """ISO-8601 with `Z`, `+00:00` or Salesforce's `+0000`; naive input is UTC. Raises ValueError."""
     cleaned = text.strip()
     if cleaned.endswith(("Z", "z")):
         cleaned = cleaned[:-1] + "+00:00"

@@ -33,6 +33,7 @@ import httpx
 import orjson
 import structlog
 
+from sync_svc.domain.values import parse_datetime
 from sync_svc.salesforce import auth
 from sync_svc.salesforce.errors import (
     LIMIT_CODES,
@@ -598,15 +599,10 @@ def soql_string(value: str) -> str:
 
 
 def parse_salesforce_datetime(text: str | None) -> datetime | None:
-    """`2024-05-01T10:00:00.000+0000` (Salesforce's output) or any ISO-8601 form."""
+    """`2024-05-01T10:00:00.000+0000` (Salesforce's output) or any ISO-8601 form; None for null or junk."""
     if not text:
         return None
-    cleaned = text.strip()
-    if cleaned.endswith("Z"):
-        cleaned = cleaned[:-1] + "+00:00"
-    elif len(cleaned) > 5 and cleaned[-5] in "+-" and cleaned[-4:].isdigit():
-        cleaned = cleaned[:-2] + ":" + cleaned[-2:]
-    moment = datetime.fromisoformat(cleaned)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return parse_datetime(text)
+    except ValueError:
+        return None
