@@ -47,6 +47,18 @@ def cli_env(suite, token: str | None) -> dict[str, str]:  # type: ignore[no-unty
     return env
 
 
+def run_corral(
+    env: dict[str, str], *args: str, check: bool = True, **overrides: str
+) -> subprocess.CompletedProcess[str]:
+    """`corral ARGS` in a pipe (captured stdout and stderr); with `check`, it must succeed."""
+    done = subprocess.run(
+        [CORRAL, *args], env={**env, **overrides}, capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert done.returncode == 0, f"corral {' '.join(args)}: {done.stderr}"
+    return done
+
+
 @pytest.fixture(scope="module")
 def cli_token(suite) -> str:  # type: ignore[no-untyped-def]
     done = subprocess.run(
@@ -145,12 +157,7 @@ def test_commands_in_a_pipe_print_plain_lines_and_json(suite, cli_token, tmp_pat
     bad = write_contacts(source, 3_000, bad_every=1_000, tag=tag)
 
     def corral(*args: str, check: bool = True, **overrides: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [CORRAL, *args], env={**env, **overrides}, capture_output=True, text=True, timeout=300
-        )
-        if check:
-            assert done.returncode == 0, f"corral {' '.join(args)}: {done.stderr}"
-        return done
+        return run_corral(env, *args, check=check, **overrides)
 
     imported = corral("import", str(source), "--object", "contacts", "--name", f"pipe {tag}")
     for output in (imported.stdout, imported.stderr):
@@ -252,38 +259,15 @@ def test_duplicate_scan_and_list_from_the_command_line(suite, tmp_path: Path) ->
         assert created.status_code == 201, created.text
         ids = [r["id"] for r in created.json()["results"]]
 
-    scan = subprocess.run(
-        [CORRAL, "duplicates", "scan", "--object", "contacts"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert scan.returncode == 0, scan.stderr
+    scan = run_corral(env, "duplicates", "scan", "--object", "contacts")
     assert re.search(r"^Status\s+COMPLETE$", scan.stdout, re.M), scan.stdout
     assert re.search(rf"^recordsRead\s+{len(people)}$", scan.stdout, re.M), scan.stdout
 
-    listed = subprocess.run(
-        [CORRAL, "duplicates", "list", "--object", "contacts"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert listed.returncode == 0, listed.stderr
+    listed = run_corral(env, "duplicates", "list", "--object", "contacts")
     lines = listed.stdout.splitlines()
     assert lines[0].split("\t") == ["ID", "Records", "Score", "Matched on"]
     found = {frozenset(line.split("\t")[1].split(", ")) for line in lines[1:]}
     planted = {frozenset((ids[a], ids[b])) for a, b in twins}
     assert len(found & planted) >= 2, (found, planted)
-    as_json = json.loads(
-        subprocess.run(
-            [CORRAL, "--json", "duplicates", "list", "--object", "contacts"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    )
+    as_json = json.loads(run_corral(env, "--json", "duplicates", "list", "--object", "contacts").stdout)
     assert {frozenset(c["recordIds"]) for c in as_json["results"]} == found
