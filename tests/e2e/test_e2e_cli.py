@@ -271,3 +271,64 @@ def test_duplicate_scan_and_list_from_the_command_line(suite, tmp_path: Path) ->
     assert len(found & planted) >= 2, (found, planted)
     as_json = json.loads(run_corral(env, "--json", "duplicates", "list", "--object", "contacts").stdout)
     assert {frozenset(c["recordIds"]) for c in as_json["results"]} == found
+
+
+def test_sync_status_run_and_errors_from_the_command_line(suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An account of its own connected to the Salesforce emulator, syncing contacts."""
+    env = cli_env(
+        suite,
+        run_corral(
+            cli_env(suite, None), "token", "create", f"cli-sync-{uuid.uuid4().hex[:6]}", "--rate-limit", "0"
+        ).stdout.strip(),
+    )
+    before = run_corral(env, "sync", "status")
+    assert re.search(r"^State\s+NOT_CONNECTED", before.stdout, re.M), before.stdout
+
+    emulator = f"http://127.0.0.1:{suite.emulator_ports[0]}"
+    with httpx.Client(
+        base_url=suite.gateway_url, timeout=60, headers={"Authorization": f"Bearer {env['CORRAL_TOKEN']}"}
+    ) as api:
+        for method, path, body in [
+            (
+                "PUT",
+                "/corral/v1/salesforce/connection",
+                {
+                    "loginUrl": emulator,
+                    "flow": "client_credentials",
+                    "clientId": "corral-emulator",
+                    "clientSecret": "corral-emulator-secret",
+                },
+            ),
+            ("PUT", "/corral/v1/salesforce/objects/contacts", {"salesforceObject": "Contact"}),
+            ("POST", "/corral/v1/salesforce/sync/start", None),
+            (
+                "POST",
+                "/crm/v3/objects/contacts",
+                {
+                    "properties": {
+                        "email": f"cli-sync-{uuid.uuid4().hex[:6]}@example.com",
+                        "firstname": "Cli",
+                        "lastname": "Sync",
+                    }
+                },
+            ),
+        ]:
+            response = api.request(method, path, json=body)
+            assert response.status_code < 300, f"{method} {path}: {response.text}"
+
+    ran = run_corral(env, "sync", "run")
+    assert re.search(r"^API calls\s+[1-9]\d*$", ran.stdout, re.M), ran.stdout
+    assert re.search(r"^outbound\tcontacts\t.*created 1", ran.stdout, re.M), ran.stdout
+
+    status = run_corral(env, "sync", "status")
+    assert re.search(r"^State\s+RUNNING$", status.stdout, re.M), status.stdout
+    assert re.search(r"^API calls \(24 h\)\s+[1-9][\d,]*", status.stdout, re.M), status.stdout
+    assert re.search(r"^contacts\tContact\tyes\t", status.stdout, re.M), status.stdout
+    assert json.loads(run_corral(env, "--json", "sync", "status").stdout)["state"] == "RUNNING"
+
+    errors = run_corral(env, "sync", "errors").stdout.splitlines()
+    assert errors[0].split("\t") == ["ID", "Category", "Direction", "Record", "Code", "Message", "Attempts"]
+    refused = run_corral(env, "sync", "errors", "--category", "NOPE", check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "corral: GET /corral/v1/salesforce/errors: HTTP 400"
+    )
