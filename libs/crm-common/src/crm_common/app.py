@@ -20,6 +20,7 @@ from crm_common.consumer import EventConsumer, Subscription
 from crm_common.db import make_engine, make_sessionmaker
 from crm_common.errors import error_body, install_error_handlers
 from crm_common.health import health_router
+from crm_common.inputs import TextGuardMiddleware
 from crm_common.logging import configure_logging, set_request_id
 from crm_common.observability import metrics, tracing
 from crm_common.outbox import OutboxRelay
@@ -55,6 +56,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            # HubSpot serves `/search/` as `/search`; so do we, instead of a redirect to our own address.
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+            if scope.get("raw_path"):
+                scope["raw_path"] = scope["raw_path"].rstrip(b"/") or b"/"
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = set_request_id(headers.get(REQUEST_ID_HEADER))
         state = scope.setdefault("state", {})
@@ -169,8 +176,13 @@ def create_service_app(
         default_response_class=FastJSONResponse,
         docs_url="/docs",
         redoc_url=None,
+        # Trailing slashes are removed before routing (RequestContextMiddleware); a redirect would point the
+        # client at the service's internal address.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
+    app.add_middleware(TextGuardMiddleware, max_json_bytes=settings.max_json_body_bytes)
+    # Outermost: a request without a valid auth context is refused before its body is read.
     app.add_middleware(RequestContextMiddleware, secret=settings.internal_secret)
     # Outermost: the figures count every answer, the auth refusals included.
     app.add_middleware(metrics.RequestMetricsMiddleware)

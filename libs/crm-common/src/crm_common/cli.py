@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,10 @@ def serve(app_factory: Callable[[BaseServiceSettings], FastAPI], settings: BaseS
     With several workers the metrics go through PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory
     when it is not set) so that a scrape, answered by any worker, adds up all of them.
     """
+    problem = settings.insecure_secret_problem()
+    if problem is not None:
+        print(f"{settings.service_name} refuses to start: {problem}", file=sys.stderr)
+        sys.exit(2)
     workers = settings.workers
     if workers > 1:
         directory = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="corral-metrics-")
@@ -37,6 +42,7 @@ def serve(app_factory: Callable[[BaseServiceSettings], FastAPI], settings: BaseS
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
 
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_common.logging import current_request_id
 from crm_common.responses import FastJSONResponse
@@ -170,6 +171,50 @@ def is_transient_conflict(exc: BaseException) -> bool:
     return False
 
 
+def unexpected_error_response(exc: Exception) -> FastJSONResponse:
+    if is_transient_conflict(exc):
+        # A concurrent request wrote the same records first; nothing of this one was kept.
+        log.warning("request lost a race with a concurrent write", error=repr(exc))
+        return FastJSONResponse(error_body(409, "A concurrent request was writing the same records; nothing "
+                                                "was changed by this one: retry it", category="CONFLICT"),
+                                status_code=409, headers={"Retry-After": "1"})
+    log.exception("unhandled error", error=repr(exc))
+    return FastJSONResponse(error_body(500, "internal error", category="INTERNAL_ERROR"), status_code=500)
+
+
+class UnhandledErrorMiddleware:
+    """Answers an exception no handler took in HubSpot's body, and keeps the connection open.
+
+    Starlette sends an `Exception` handler's answer from its outermost middleware and then re-raises, so
+    the server closes the connection; a proxy that pooled it (the gateway) could hand it to the next
+    request, of another account, which then failed. Caught here, inside that middleware, the error ends
+    with its own request. Once a response has started (a stream broke off) nothing can be sent any more,
+    so the exception goes on and the server closes the connection, which is then the only honest signal.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            await unexpected_error_response(exc)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubSpotError)
     async def _hubspot_error(_: Request, exc: HubSpotError) -> FastJSONResponse:
@@ -198,18 +243,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return FastJSONResponse(error_body(exc.status_code, message), status_code=exc.status_code,
                               headers=getattr(exc, "headers", None))
 
+    # Errors raised by a middleware outside UnhandledErrorMiddleware still get HubSpot's body.
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> FastJSONResponse:
-        if is_transient_conflict(exc):
-            # A concurrent request wrote the same records first; nothing of this one was kept.
-            log.warning("request lost a race with a concurrent write", error=repr(exc))
-            return FastJSONResponse(error_body(409, "A concurrent request was writing the same records; nothing "
-                                                    "was changed by this one: retry it", category="CONFLICT"),
-                                    status_code=409, headers={"Retry-After": "1"})
-        log.exception("unhandled error", error=repr(exc))
-        return FastJSONResponse(
-            error_body(500, "internal error", category="INTERNAL_ERROR"), status_code=500
-        )
+        return unexpected_error_response(exc)
+
+    app.add_middleware(UnhandledErrorMiddleware)
 
 
 # Every route declares these so the OpenAPI lists every status a client can get.

@@ -8,8 +8,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_EXCHANGE = "corral.events"
-# Only for local development; every deployment sets CORRAL_INTERNAL_SECRET from a Secret.
+# Only for local development; every deployment sets CORRAL_INTERNAL_SECRET from a Secret. A process
+# started outside development (CORRAL_ENV) refuses to serve with it: anyone can read it here.
 DEFAULT_INTERNAL_SECRET = "corral-dev-internal-secret-change-me"
+DEVELOPMENT = "development"
 
 
 class BaseServiceSettings(BaseSettings):
@@ -40,12 +42,31 @@ class BaseServiceSettings(BaseSettings):
         default=DEFAULT_INTERNAL_SECRET,
         validation_alias=AliasChoices("CORRAL_INTERNAL_SECRET", "internal_secret"),
     )
+    # `development` (make run, the test suites, docker compose's default) allows the default internal
+    # secret; anything else, the default included, requires CORRAL_INTERNAL_SECRET.
+    environment: str = Field(default="production", validation_alias=AliasChoices("CORRAL_ENV", "environment"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CORRAL_LOG_LEVEL", "log_level"))
     log_json: bool = Field(default=True, validation_alias=AliasChoices("CORRAL_LOG_JSON", "log_json"))
     # uvicorn worker processes (uvicorn's and gunicorn's usual variable); in Kubernetes prefer replicas.
     workers: int = Field(default=1, ge=1, validation_alias=AliasChoices("WEB_CONCURRENCY", "workers"))
+    # JSON request bodies are read whole before a route parses them; past this size they are refused (413).
+    max_json_body_bytes: int = 64 * 1024 * 1024
+    # Longer than any client's idle-connection expiry (the gateway's and ServiceClient's 30 s), so a pooled
+    # connection is never closed by the server while a client is about to reuse it.
+    keep_alive_seconds: int = 75
     run_outbox_relay: bool = True
     run_consumers: bool = True
+
+    def insecure_secret_problem(self) -> str | None:
+        """Why this process must not serve with its internal secret, or None."""
+        if self.environment == DEVELOPMENT:
+            return None
+        if self.internal_secret == DEFAULT_INTERNAL_SECRET:
+            return ("CORRAL_INTERNAL_SECRET is the development default written in the source; set a secret of "
+                    "your own (e.g. `openssl rand -hex 32`), or CORRAL_ENV=development on a development machine")
+        if not self.internal_secret:
+            return "CORRAL_INTERNAL_SECRET is empty"
+        return None
 
     @property
     def async_database_url(self) -> str:

@@ -119,7 +119,9 @@ class Suite:
         return f"{self.url(name)}/metrics"
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "CORRAL_LOG_JSON": os.environ.get("CORRAL_LOG_JSON", "true")}
+        # A suite started from the repository is a development one (it may use the default internal secret).
+        env = {**os.environ, "CORRAL_LOG_JSON": os.environ.get("CORRAL_LOG_JSON", "true"),
+               "CORRAL_ENV": os.environ.get("CORRAL_ENV", "development")}
         for name, (_, _, prefix, _, _) in SERVICES.items():
             env[f"{prefix}PORT"] = str(self.ports[name])
             env[f"{prefix}DATABASE_URL"] = self.databases[name]
