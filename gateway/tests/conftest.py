@@ -71,6 +71,8 @@ def echo_router(service: str) -> APIRouter:
         params = request.query_params
         if "sleep" in params:
             await asyncio.sleep(float(params["sleep"]))
+        if "raise" in params:
+            raise RuntimeError("a bug in the service")
         headers = {"location": params["location"]} if "location" in params else {}
         if "retry_after" in params:
             headers["retry-after"] = params["retry_after"]

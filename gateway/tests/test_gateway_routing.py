@@ -74,3 +74,44 @@ def test_route_table(method: str, path: str, backend: str, scopes: list[str]) ->
 ])
 def test_unrouted_paths(path: str) -> None:
     assert resolve("GET", path) is None
+
+
+# Every spelling records-svc resolves to a standard type needs that type's scope: a token with only the
+# custom-object scopes once created line items through `lineitems` / `LINEITEMS`.
+EXPECTED_FAMILY = {"0-1": "crm.objects.contacts", "0-2": "crm.objects.companies", "0-3": "crm.objects.deals",
+                   "0-5": "tickets", "0-7": "e-commerce", "0-8": "e-commerce", "0-27": "crm.objects.contacts",
+                   "0-46": "crm.objects.contacts", "0-47": "crm.objects.contacts", "0-48": "crm.objects.contacts",
+                   "0-49": "crm.objects.contacts"}
+
+
+def _spellings(name: str) -> set[str]:
+    return {name, name.upper(), name.capitalize(), name.swapcase()}
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_every_name_of_every_standard_type_needs_that_types_scope(write: bool) -> None:
+    from crm_common.object_types import STANDARD_OBJECT_TYPES
+    from records_svc.domain.object_types import find_standard_object_type
+
+    assert {t.id for t in STANDARD_OBJECT_TYPES} == set(EXPECTED_FAMILY)
+    method = "POST" if write else "GET"
+    for object_type in STANDARD_OBJECT_TYPES:
+        family = EXPECTED_FAMILY[object_type.id]
+        wanted = family if "." not in family else f"{family}.{'write' if write else 'read'}"
+        for name in object_type.names:
+            for spelling in _spellings(name):
+                # records-svc serves this spelling as this type ...
+                served = find_standard_object_type(spelling)
+                assert served is not None and served.id == object_type.id, spelling
+                # ... so the gateway asks for this type's scope on every route that names it.
+                for path in (f"/crm/v3/objects/{spelling}", f"/crm/v3/objects/{spelling}/1",
+                             f"/crm/v4/objects/{spelling}/1/associations/companies"):
+                    resolution = resolve(method, path)
+                    assert resolution is not None and wanted in resolution.required_scopes, (path, resolution)
+                    assert not any("custom" in s for s in resolution.required_scopes), (path, resolution)
+
+
+def test_line_item_aliases_named_in_the_report() -> None:
+    for name in ("lineitems", "LINEITEMS", "line_items", "0-8", "Line_Item", "lineitem"):
+        assert resolve("POST", f"/crm/v3/objects/{name}").required_scopes == ["e-commerce"], name  # type: ignore[union-attr]
+    assert resolve("POST", "/crm/v3/objects/line-items").required_scopes == ["crm.objects.custom.write"]  # type: ignore[union-attr]

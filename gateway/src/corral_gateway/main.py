@@ -90,7 +90,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             timeout=httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
                                   write=settings.write_timeout, pool=settings.pool_timeout),
             limits=httpx.Limits(max_connections=settings.max_connections,
-                                max_keepalive_connections=settings.max_keepalive_connections),
+                                max_keepalive_connections=settings.max_keepalive_connections,
+                                keepalive_expiry=settings.keepalive_expiry),
             follow_redirects=False,
         )
         tokens = TokenCache(engine, ttl=settings.token_cache_ttl_seconds,

@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from corral_gateway import errors
 from corral_gateway.metrics import REJECTIONS, UPSTREAM_DURATION, UPSTREAM_FAILURES
-from corral_gateway.routing import resolve, split_path
+from corral_gateway.routing import Resolution, resolve, split_path
 from corral_gateway.scopes import granted
 from corral_gateway.runtime import GatewayRuntime
 from corral_gateway.tokens import TokenRecord
@@ -97,7 +97,7 @@ async def proxy(request: Request) -> Response:
     missing = [s for s in resolution.required_scopes if s not in held]
     if missing:
         return _rejected("missing_scopes", errors.missing_scopes(missing, decision.headers))
-    return await _forward(request, runtime, resolution.backend, record, decision.headers)
+    return await _forward(request, runtime, resolution, record, decision.headers)
 
 
 def _name_route(request: Request, pattern: str) -> None:
@@ -114,8 +114,10 @@ def _rejected(reason: str, response: Response) -> Response:
     return response
 
 
-async def _forward(request: Request, runtime: GatewayRuntime, backend: str, record: TokenRecord,
+async def _forward(request: Request, runtime: GatewayRuntime, resolution: Resolution, record: TokenRecord,
                    extra_headers: dict[str, str]) -> Response:
+    backend = resolution.backend
+    settings = runtime.settings
     scope = request.scope
     headers = _filter_headers(list(scope["headers"]), DROP_FROM_CLIENT)
     context = AuthContext(account_id=record.account_id, scopes=list(record.scopes), token_id=record.id)
@@ -136,37 +138,57 @@ async def _forward(request: Request, runtime: GatewayRuntime, backend: str, reco
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     query: bytes = scope.get("query_string", b"")
     url = runtime.backend_urls[backend].copy_with(raw_path=raw_path + (b"?" + query if query else b""))
-    upstream_request = runtime.client.build_request(
-        request.method, url, headers=headers,
-        # The body is streamed chunk by chunk as the client sends it: never held in memory.
-        content=request.stream() if has_body else None,
-    )
+    repeatable = resolution.repeatable
+    content: bytes | AsyncIterator[bytes] | None = None
+    if has_body:
+        length = request.headers.get("content-length", "")
+        if repeatable and length.isdigit() and int(length) <= settings.replayable_body_bytes:
+            content = await request.body()  # small, and kept: a retry sends it again
+        else:
+            # Streamed chunk by chunk as the client sends it: never held in memory, and so never sent twice.
+            content, repeatable = request.stream(), False
     name = f"{backend} service"
     started = time.perf_counter()
-    try:
-        upstream = await runtime.client.send(upstream_request, stream=True)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        UPSTREAM_FAILURES.labels(backend, "unavailable").inc()
-        log.warning("backend unavailable", backend=backend, error=repr(exc))
-        return errors.error_response(503, f"The {name} is unavailable; retry shortly.",
-                                     category="SERVICE_UNAVAILABLE", headers=extra_headers)
-    except httpx.TimeoutException as exc:
-        UPSTREAM_FAILURES.labels(backend, "timeout").inc()
-        log.warning("backend timed out", backend=backend, error=repr(exc))
-        return errors.error_response(504, f"The {name} did not answer in time.",
-                                     category="GATEWAY_TIMEOUT", headers=extra_headers)
-    except httpx.TransportError as exc:
-        UPSTREAM_FAILURES.labels(backend, "broken").inc()
-        log.warning("backend connection failed", backend=backend, error=repr(exc))
-        return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
-                                     category="BAD_GATEWAY", headers=extra_headers)
+    attempts = 1 + (settings.stale_connection_retries if repeatable else 0)
+    for attempt in range(1, attempts + 1):
+        upstream_request = runtime.client.build_request(request.method, url, headers=headers, content=content)
+        try:
+            upstream = await runtime.client.send(upstream_request, stream=True)
+            break
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            UPSTREAM_FAILURES.labels(backend, "unavailable").inc()
+            log.warning("backend unavailable", backend=backend, error=repr(exc))
+            return errors.error_response(503, f"The {name} is unavailable; retry shortly.",
+                                         category="SERVICE_UNAVAILABLE", headers=extra_headers)
+        except httpx.TimeoutException as exc:
+            UPSTREAM_FAILURES.labels(backend, "timeout").inc()
+            log.warning("backend timed out", backend=backend, error=repr(exc))
+            return errors.error_response(504, f"The {name} did not answer in time.",
+                                         category="GATEWAY_TIMEOUT", headers=extra_headers)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # A pooled connection the service closed (a restart, an idle timeout) fails the request before
+            # any answer. A read or an idempotent write may go again on another connection (RFC 9110 9.2.2).
+            if attempt < attempts:
+                UPSTREAM_FAILURES.labels(backend, "dropped_retried").inc()
+                log.info("backend connection dropped; sending again", backend=backend, attempt=attempt,
+                         error=repr(exc))
+                continue
+            UPSTREAM_FAILURES.labels(backend, "broken").inc()
+            log.warning("backend connection failed", backend=backend, error=repr(exc))
+            return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
+                                         category="BAD_GATEWAY", headers=extra_headers)
+        except httpx.TransportError as exc:
+            UPSTREAM_FAILURES.labels(backend, "broken").inc()
+            log.warning("backend connection failed", backend=backend, error=repr(exc))
+            return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
+                                         category="BAD_GATEWAY", headers=extra_headers)
     UPSTREAM_DURATION.labels(backend).observe(time.perf_counter() - started)
 
     headers_out = _filter_headers(upstream.headers.raw, DROP_FROM_UPSTREAM) + [
         (k.lower().encode(), v.encode()) for k, v in extra_headers.items()
     ]
     length = upstream.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) <= runtime.settings.buffer_response_bytes:
+    if length is not None and length.isdigit() and int(length) <= settings.buffer_response_bytes:
         # Most API answers are a few hundred bytes: one read beats a streaming task per response.
         try:
             # Raw bytes: a compressed body passes through untouched, matching its content-length.

@@ -101,6 +101,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/corral/v1/records", "records", objects(3)),
 )
 
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
 # Calls that only read although they are POSTs (HubSpot counts them as reads for scopes).
 READ_ONLY_POST_SUFFIXES: tuple[tuple[str, ...], ...] = (("search",), ("batch", "read"))
 
@@ -111,6 +113,8 @@ class Resolution:
     required_scopes: list[str]
     # The routing table's pattern: what metrics and traces name the route by (never the raw path).
     pattern: str
+    # Reads (GET, search, batch read) and idempotent writes (PUT, DELETE) may be sent again.
+    repeatable: bool = False
 
 
 def split_path(path: str) -> list[str] | None:
@@ -141,6 +145,8 @@ def resolve(method: str, path: str, routes: Sequence[Route] = ROUTES) -> Resolut
     method = method.upper()
     for route in routes:
         if route.matches(method, segments):
-            scopes = route.scopes(segments, is_write(method, segments))
-            return Resolution(route.backend, list(dict.fromkeys(scopes)), route.pattern)
+            write = is_write(method, segments)
+            scopes = route.scopes(segments, write)
+            return Resolution(route.backend, list(dict.fromkeys(scopes)), route.pattern,
+                              repeatable=not write or method in IDEMPOTENT_METHODS)
     return None

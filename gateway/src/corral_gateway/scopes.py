@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_common.object_types import find_standard
+
 ALL_SCOPES: tuple[str, ...] = (
     "crm.objects.contacts.read",
     "crm.objects.contacts.write",
@@ -76,22 +78,19 @@ TICKETS = ObjectFamily(ScopePair("tickets", "tickets"), ScopePair("tickets", "ti
 COMMERCE = ObjectFamily(ScopePair("e-commerce", "e-commerce"), ScopePair("e-commerce", "e-commerce"))
 CUSTOM = ObjectFamily(_pair("crm.objects.custom"), _pair("crm.schemas.custom"))
 
-# Plural name, singular name and type id all name the same type (the SDK and the spec differ).
-_TYPES: tuple[tuple[ObjectFamily, tuple[str, ...]], ...] = (
-    (CONTACTS, ("contacts", "contact", "0-1")),
-    (COMPANIES, ("companies", "company", "0-2")),
-    (DEALS, ("deals", "deal", "0-3")),
-    (TICKETS, ("tickets", "ticket", "0-5")),
-    (COMMERCE, ("products", "product", "0-7", "line_items", "line_item", "0-8")),
-    (CONTACTS, ("calls", "call", "0-48", "emails", "email", "0-49", "meetings", "meeting", "0-47",
-                "notes", "note", "0-46", "tasks", "task", "0-27")),
-)
-FAMILY_BY_TYPE: dict[str, ObjectFamily] = {name: family for family, names in _TYPES for name in names}
+# By type id; every name of a standard type comes from crm_common's one table (records-svc resolves paths
+# with the same table, so no spelling reaches a type's records without the type's scope).
+FAMILY_BY_TYPE_ID: dict[str, ObjectFamily] = {
+    "0-1": CONTACTS, "0-2": COMPANIES, "0-3": DEALS, "0-5": TICKETS, "0-7": COMMERCE, "0-8": COMMERCE,
+    # Activities
+    "0-27": CONTACTS, "0-46": CONTACTS, "0-47": CONTACTS, "0-48": CONTACTS, "0-49": CONTACTS,
+}
 
 
 def family_of(object_type: str) -> ObjectFamily:
-    """Custom objects are `2-<n>` or their own name: anything we do not know is custom."""
-    return FAMILY_BY_TYPE.get(object_type.lower(), CUSTOM)
+    """Custom objects are `2-<n>` or their own name: anything that names no standard type is custom."""
+    standard = find_standard(object_type)
+    return CUSTOM if standard is None else FAMILY_BY_TYPE_ID[standard.id]
 
 
 def parse_scopes(raw: str | None) -> list[str]:

@@ -40,6 +40,12 @@ class GatewaySettings(BaseServiceSettings):
     # httpcore walks every pooled connection on each request, so the idle pool is kept near the real
     # concurrency rather than at max_connections.
     max_keepalive_connections: int = 32
+    # Below the services' keep-alive (75 s): the gateway drops an idle connection before a service would.
+    keepalive_expiry: float = 30.0
+    # A read or idempotent write that finds its pooled connection closed is sent again on another, this
+    # many times; its body is kept for that when it is at most replayable_body_bytes (else it streams).
+    stale_connection_retries: int = 2
+    replayable_body_bytes: int = 1024 * 1024
     # Upstream bodies up to this size are read whole and sent in one piece; larger or unsized ones stream.
     buffer_response_bytes: int = 256 * 1024
     readyz_timeout: float = 2.0
