@@ -116,7 +116,7 @@ def test_bad_input_gets_hubspot_errors_through_the_gateway(suite, token) -> None
             (client.post("/crm/v3/objects/companies", json={"properties": {"annualrevenue": "lots"}}), 400),
             (client.post("/crm/v3/objects/contacts", json={"properties": {"lifecyclestage": "royalty"}}), 400),
             (client.get("/crm/v3/objects/unicorns"), 400),
-            (client.get("/crm/v3/objects/contacts/not-a-number"), 404),
+            (client.get("/crm/v3/objects/contacts/not-a-number"), 400),  # an id must be a number (issue 16)
             (client.post("/crm/v3/objects/contacts/batch/create",
                          json={"inputs": [{"properties": {}} for _ in range(101)]}), 400),
         ]

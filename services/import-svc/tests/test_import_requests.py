@@ -50,11 +50,26 @@ async def test_bad_import_requests(imports: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_import_is_404(imports: httpx.AsyncClient) -> None:
-    for path in ("/crm/v3/imports/999999999", "/crm/v3/imports/abc", "/crm/v3/imports/999999999/errors"):
+    for path in ("/crm/v3/imports/999999999", "/crm/v3/imports/999999999/errors"):
         response = await imports.get(path)
         assert response.status_code == 404
         assert response.json()["category"] == "OBJECT_NOT_FOUND"
     assert (await imports.post("/crm/v3/imports/999999999/cancel")).status_code == 404
+
+
+async def test_import_ids_and_cursors_that_are_no_ids_are_400(imports: httpx.AsyncClient) -> None:
+    """`abc` was a 404, while `²` and 30 digits were 500s: every id that cannot be one is now a 400."""
+    for raw in ("abc", "%C2%B2", "9" * 30, str(2**63)):
+        for method, path in (("GET", f"/crm/v3/imports/{raw}"), ("GET", f"/crm/v3/imports/{raw}/errors"),
+                             ("POST", f"/crm/v3/imports/{raw}/cancel"), ("POST", f"/crm/v3/imports/{raw}/revert"),
+                             ("GET", f"/corral/v1/imports/{raw}/errors.csv")):
+            response = await imports.request(method, path)
+            assert response.status_code == 400, (method, path, response.text)
+            assert response.json()["errors"][0]["in"] == "importId"
+    for query in ("after=99999999999999999999", "after=%C2%B2", "before=99999999999999999999"):
+        response = await imports.get(f"/crm/v3/imports?{query}")
+        assert response.status_code == 400, (query, response.text)
+        assert response.json()["errors"][0]["code"] == "INVALID_PAGING_CURSOR"
 
 
 async def test_requests_without_the_gateway_context_are_refused(import_service: httpx.AsyncClient) -> None:

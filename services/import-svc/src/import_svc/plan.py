@@ -9,12 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-OBJECT_TYPE_IDS = {
-    "contact": "0-1", "contacts": "0-1", "company": "0-2", "companies": "0-2", "deal": "0-3", "deals": "0-3",
-    "ticket": "0-5", "tickets": "0-5", "product": "0-7", "products": "0-7", "line_item": "0-8",
-    "line_items": "0-8", "lineitem": "0-8", "task": "0-27", "tasks": "0-27", "note": "0-46", "notes": "0-46",
-    "meeting": "0-47", "meetings": "0-47", "call": "0-48", "calls": "0-48", "email": "0-49", "emails": "0-49",
-}
+from crm_common.inputs import abridged, as_id
+from crm_common.object_types import find_standard
+
 # Activities and line items are created, never updated, by an import.
 CREATE_ONLY_TYPES = frozenset({"0-8", "0-27", "0-46", "0-47", "0-48", "0-49"})
 OPERATIONS = frozenset({"CREATE", "UPDATE", "UPSERT"})
@@ -30,12 +27,12 @@ def object_type_id(value: Any) -> str | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if text[:2] in ("0-", "2-") and text[2:].isdigit():
+    if text[:2] == "2-" and as_id(text[2:]) is not None:
         return text
-    found = OBJECT_TYPE_IDS.get(text.lower())
+    found = find_standard(text)
     if found is None:
-        raise InvalidImportRequest(f"Unable to infer object type from: {text}")
-    return found
+        raise InvalidImportRequest(f"Unable to infer object type from: {abridged(text)}")
+    return found.id
 
 
 @dataclass

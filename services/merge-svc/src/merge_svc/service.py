@@ -19,6 +19,8 @@ from crm_common.contracts.records import MergeApplyRequest, MergeUnapplyRequest,
 from crm_common.contracts.sync import SyncClient
 from crm_common.db import transaction
 from crm_common.errors import HubSpotError
+from crm_common.inputs import parse_id
+from crm_common.object_types import STANDARD_BY_ID
 from crm_common.outbox import add_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,10 +32,6 @@ from merge_svc.domain.rules import Strategy
 log = structlog.get_logger(__name__)
 SOURCE = "merge-svc"
 SYNC_GUARDED_TYPES = {"0-2": "companies"}
-STANDARD_NAMES = {"0-1": "contacts", "0-2": "companies", "0-3": "deals", "0-5": "tickets", "0-7": "products",
-                  "0-8": "line_items", "0-27": "tasks", "0-46": "notes", "0-47": "meetings", "0-48": "calls",
-                  "0-49": "emails"}
-MAX_RECORD_ID_DIGITS = 18
 SYNC_UNREACHABLE = ("Companies cannot be merged right now: the Salesforce sync status could not be checked "
                     "(sync service unreachable); retry shortly")
 
@@ -56,19 +54,11 @@ class PreparedMerge:
     merges_involved: int
 
 
-def parse_id(value: Any, field: str) -> int:
-    text_value = str(value).strip() if value is not None else ""
-    if not text_value.isdigit() or len(text_value) > MAX_RECORD_ID_DIGITS:
-        raise HubSpotError(400, f"{field} must be a record id (an integer); got {value!r}",
-                           errors=[{"message": f"invalid id {value!r}", "code": "INVALID_ID", "in": field}])
-    return int(text_value)
-
-
 async def prepare(*, account_id: int, request: MergeRequest, records: RecordsClient, sync: SyncClient,
                   session: AsyncSession) -> PreparedMerge:
     """Everything a merge checks and decides before anything is written."""
-    primary_id = parse_id(request.primary_id, "primaryObjectId")
-    secondary_id = parse_id(request.secondary_id, "objectIdToMerge")
+    primary_id = parse_id(request.primary_id, field="primaryObjectId", what="record id")
+    secondary_id = parse_id(request.secondary_id, field="objectIdToMerge", what="record id")
     if primary_id == secondary_id:
         raise HubSpotError(400, f"A record cannot be merged with itself: primaryObjectId and objectIdToMerge are "
                                 f"both {primary_id}", errors=[{"message": "same record", "code": "SAME_RECORD",
@@ -100,7 +90,8 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
     except PlanError as exc:
         raise HubSpotError(400, str(exc)) from None
     # Events and history name standard types by their plural, whatever spelling the path used.
-    object_type = str(primary.get("objectType") or STANDARD_NAMES.get(type_id, request.object_type))
+    object_type = str(primary.get("objectType") or (STANDARD_BY_ID[type_id].name if type_id in STANDARD_BY_ID
+                                                             else request.object_type))
     return PreparedMerge(object_type_id=type_id, object_type=object_type, primary=primary, secondary=secondary,
                          plan=plan, merges_involved=involved)
 
@@ -146,8 +137,8 @@ def _already_merged(field: str, wanted: int, into: str) -> HubSpotError:
 async def merge(*, account_id: int, request: MergeRequest, records: RecordsClient, sync: SyncClient,
                 sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
     """Merge two records; answers records-svc's public view of the new record."""
-    primary_id = parse_id(request.primary_id, "primaryObjectId")
-    secondary_id = parse_id(request.secondary_id, "objectIdToMerge")
+    primary_id = parse_id(request.primary_id, field="primaryObjectId", what="record id")
+    secondary_id = parse_id(request.secondary_id, field="objectIdToMerge", what="record id")
     async with transaction(sessionmaker) as locked:
         await repository.lock_records(locked, account_id, [primary_id, secondary_id])
         prepared = await prepare(account_id=account_id, request=request, records=records, sync=sync,

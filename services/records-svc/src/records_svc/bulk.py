@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from crm_common.cloudevents import event_dict, now_iso
+from crm_common.inputs import as_id
 from crm_common.outbox import add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,7 +160,7 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
             raw_key = row.id if row.id is not None else row.properties.get(id_property)
             if id_property == "hs_object_id":
                 key = str(raw_key).strip() if raw_key not in (None, "") else None
-                if key is not None and not key.isdigit():
+                if key is not None and as_id(key) is None:
                     result.errors.append(RowError("INVALID_OBJECT_ID", f"{raw_key} is not a record id",
                                                   "hs_object_id", str(raw_key)))
                     continue

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_common.errors import HubSpotError
+from crm_common.inputs import as_id
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository
@@ -34,8 +35,8 @@ def _merged_ids(*records: dict[str, Any]) -> list[int]:
     for record in records:
         ids.add(record["id"])
         for part in (record["properties"].get("hs_merged_object_ids") or "").split(";"):
-            if part.strip().isdigit():
-                ids.add(int(part))
+            if (merged_id := as_id(part)) is not None:
+                ids.add(merged_id)
     return sorted(ids)
 
 

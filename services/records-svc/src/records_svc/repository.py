@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from crm_common.inputs import as_id
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -410,9 +411,7 @@ async def existing_record_ids(session: AsyncSession, account_id: int, object_typ
 async def find_schema(session: AsyncSession, account_id: int, key: str) -> dict[str, Any] | None:
     """A custom object schema by type id (`2-1001`), name or fully qualified name (`p42_cars`)."""
     lowered = key.lower()
-    number = None
-    if lowered.startswith("2-") and lowered[2:].isdigit():
-        number = int(lowered[2:])
+    number = as_id(lowered[2:]) if lowered.startswith("2-") else None
     fqn_prefix = f"p{account_id}_"
     name = lowered[len(fqn_prefix):] if lowered.startswith(fqn_prefix) else lowered
     row = await session.execute(

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from crm_common.cloudevents import CloudEvent
 from crm_common.errors import HubSpotError
+from crm_common.inputs import abridged, as_id, parse_id
 from crm_common.outbox import add_event, add_events
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -238,9 +239,8 @@ async def _check_create_associations(session: AsyncSession, account_id: int, obj
 
     wanted: list[tuple[str, int, str, int]] = []
     for index, item in enumerate(associations):
-        to_id_raw = str((item.get("to") or {}).get("id", ""))
-        if not to_id_raw.isdigit():
-            raise HubSpotError(400, f"associations[{index}].to.id must be a record id, got {to_id_raw!r}")
+        to_id = parse_id((item.get("to") or {}).get("id", ""), field=f"associations[{index}].to.id",
+                         what="record id")
         for spec in item.get("types") or []:
             type_id = spec.get("associationTypeId")
             category = spec.get("associationCategory", HUBSPOT_DEFINED)
@@ -252,7 +252,7 @@ async def _check_create_associations(session: AsyncSession, account_id: int, obj
             if target is None:
                 raise HubSpotError(400, f"associations[{index}]: association type {type_id} ({category}) is not "
                                         f"valid from {object_type.name}")
-            wanted.append((category, int(type_id), target, int(to_id_raw)))
+            wanted.append((category, int(type_id), target, to_id))
     if not wanted:
         return []
     by_type: dict[str, list[int]] = {}
@@ -294,9 +294,9 @@ async def _add_associations(session: AsyncSession, account_id: int, object_type:
 
 async def resolve_id(session: AsyncSession, *, account_id: int, catalog: PropertyCatalog, record_id: str,
                      id_property: str | None) -> int | None:
-    """The record id behind a path id: the id itself, or a unique property's value."""
+    """The record id behind an id of a request: the id itself, or a unique property's value."""
     if not id_property or id_property == "hs_object_id":
-        return int(record_id) if record_id.isdigit() else None
+        return as_id(record_id)
     namespace = catalog.unique_namespaces().get(id_property)
     if namespace is None:
         raise HubSpotError(400, f"{id_property} is not a unique property of {catalog.object_type.name}; "
@@ -313,13 +313,15 @@ async def resolve_id(session: AsyncSession, *, account_id: int, catalog: Propert
 
 
 def not_found(object_type: ObjectType, record_id: str) -> HubSpotError:
-    return HubSpotError(404, f"No {object_type.singular} with id {record_id} was found",
+    return HubSpotError(404, f"No {object_type.singular} with id {abridged(record_id)} was found",
                         category="OBJECT_NOT_FOUND")
 
 
 async def get_record(session: AsyncSession, *, account_id: int, object_type: ObjectType, record_id: str,
                      id_property: str | None, archived: bool, with_history: bool) -> dict[str, Any]:
     catalog = await load_catalog(session, account_id, object_type)
+    if not id_property:
+        parse_id(record_id, field="objectId", what=f"{object_type.singular} id")
     resolved = await resolve_id(session, account_id=account_id, catalog=catalog, record_id=record_id,
                                 id_property=id_property)
     if resolved is None:
@@ -345,6 +347,8 @@ async def update_record(session: AsyncSession, *, account_id: int, object_type: 
     validated = validate_properties(catalog, properties, creating=False, source=source)
     if validated.problems:
         raise property_error(validated.problems)
+    if not id_property:
+        parse_id(record_id, field="objectId", what=f"{object_type.singular} id")
     resolved = await resolve_id(session, account_id=account_id, catalog=catalog, record_id=record_id,
                                 id_property=id_property)
     if resolved is None:

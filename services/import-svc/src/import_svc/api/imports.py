@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses, not_found
+from crm_common.inputs import check_text, parse_after, parse_id
+from crm_common.object_types import STANDARD_OBJECT_TYPES
 from crm_common.observability import tracing
 from crm_common.outbox import add_event
 from crm_common.responses import FastJSONResponse
@@ -32,9 +34,7 @@ from import_svc.worker import import_event
 router = APIRouter(tags=["Imports"])
 corral_router = APIRouter(prefix="/corral/v1/imports", tags=["Imports (Corral)"])
 
-OBJECT_TYPE_NAMES = {"0-1": "CONTACT", "0-2": "COMPANY", "0-3": "DEAL", "0-5": "TICKET", "0-7": "PRODUCT",
-                     "0-8": "LINE_ITEM", "0-27": "TASK", "0-46": "NOTE", "0-47": "MEETING", "0-48": "CALL",
-                     "0-49": "EMAIL"}
+OBJECT_TYPE_NAMES = {t.id: t.import_name for t in STANDARD_OBJECT_TYPES}
 MAX_FILES = 10
 
 
@@ -45,9 +45,7 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def _import_id(raw: str) -> int:
-    if not raw.isdigit():
-        raise not_found(f"Import {raw} not found")
-    return int(raw)
+    return parse_id(raw, field="importId", what="import id")
 
 
 def import_json(row: dict[str, Any], file_ids: list[int], counters: dict[str, int] | None = None) -> dict[str, Any]:
@@ -97,8 +95,6 @@ def _too_big() -> HubSpotError:
 
 @router.post("/crm/v3/imports", response_model=None, responses=error_responses(400, 401, 403, 413),
              summary="Start a new import")
-@router.post("/crm/v3/imports/", response_model=None, responses=error_responses(400, 401, 403, 413),
-             summary="Start a new import", include_in_schema=False)
 async def start_import(request: Request, auth: Auth, session: Session) -> Any:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_FILES * MAX_BYTES:
@@ -113,6 +109,7 @@ async def start_import(request: Request, auth: Auth, session: Session) -> Any:
             raw_request = (await raw_request.read()).decode("utf-8")
         try:
             request_json = orjson.loads(raw_request)
+            check_text(request_json, root="importRequest")
             plan = parse_plan(request_json)
         except orjson.JSONDecodeError as exc:
             raise HubSpotError(400, f"Invalid input JSON in importRequest: {exc}", category="VALIDATION_ERROR") \
@@ -176,12 +173,10 @@ async def start_import(request: Request, auth: Auth, session: Session) -> Any:
 
 @router.get("/crm/v3/imports", response_model=None, responses=error_responses(400, 401, 403),
             summary="List imports")
-@router.get("/crm/v3/imports/", response_model=None, responses=error_responses(400, 401, 403),
-            include_in_schema=False)
 async def list_imports(auth: Auth, session: Session, after: str | None = None, before: str | None = None,
                        limit: int = Query(default=100, ge=1, le=1000)) -> Any:
-    after_id = int(after) if after and after.isdigit() else None
-    before_id = int(before) if before and before.isdigit() else None
+    after_id = parse_after(after) or None
+    before_id = parse_after(before, field="before") or None
     rows = await repository.list_imports(session, auth.account_id, after=after_id, before=before_id,
                                          limit=limit + 1)
     more = len(rows) > limit
@@ -249,7 +244,7 @@ async def import_errors(importId: str, auth: Auth, session: Session, after: str 
     row = await repository.get_import(session, auth.account_id, _import_id(importId))
     if row is None:
         raise not_found(f"Import {importId} not found")
-    after_id = int(after) if after and after.isdigit() else 0
+    after_id = parse_after(after)
     rows = await repository.list_errors(session, row["id"], after=after_id, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from crm_common.auth import require_scope
 from crm_common.db import transaction
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import as_id, echo, parse_id
+from crm_common.object_types import find_standard
 from fastapi import APIRouter, Query, Response
 from crm_common.responses import FastJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -222,7 +224,7 @@ async def list_merges(auth: Auth, sessions: Sessions, recordId: str,
                       objectType: Annotated[str | None, Query()] = None,
                       limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100) -> Any:
     require_scope(auth, SCOPE)
-    record_id = service.parse_id(recordId, "recordId")
+    record_id = parse_id(recordId, field="recordId", what="record id")
     type_id = _type_id(objectType) if objectType else None
     async with transaction(sessions) as session:
         rows = await repository.merges_of_record(session, auth.account_id, type_id, record_id, limit=limit)
@@ -232,7 +234,7 @@ async def list_merges(auth: Auth, sessions: Sessions, recordId: str,
 @router.get("/{mergeId}", response_model=MergeView, responses=ERRORS, summary="One merge")
 async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
     require_scope(auth, SCOPE)
-    merge_id = service.parse_id(mergeId, "mergeId")
+    merge_id = parse_id(mergeId, field="mergeId", what="merge id")
     async with transaction(sessions) as session:
         row = await repository.get_merge(session, auth.account_id, merge_id)
     if row is None:
@@ -244,24 +246,20 @@ async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
              summary="Restore both original records of a merge, keeping later changes (beyond HubSpot)")
 async def unmerge(mergeId: str, auth: Auth, records: Records, sessions: Sessions) -> Any:
     require_scope(auth, SCOPE)
-    merge_id = service.parse_id(mergeId, "mergeId")
+    merge_id = parse_id(mergeId, field="mergeId", what="merge id")
     with measured_unmerge():
         result = await service.unmerge(account_id=auth.account_id, merge_id=merge_id, records=records,
                                        sessionmaker=sessions)
     return FastJSONResponse(result)
 
 
-_TYPE_IDS = {"contacts": "0-1", "contact": "0-1", "companies": "0-2", "company": "0-2", "deals": "0-3",
-             "deal": "0-3", "tickets": "0-5", "ticket": "0-5"}
-
-
 def _type_id(object_type: str) -> str:
     """Rules and history are keyed by type id; standard names map here, custom objects go by their 2-<n> id
     (resolving a custom name would cost a records-svc call on routes that otherwise need none)."""
-    key = object_type.lower()
-    if key in _TYPE_IDS:
-        return _TYPE_IDS[key]
-    if key.startswith(("0-", "2-")):
-        return key
+    standard = find_standard(object_type)
+    if standard is not None:
+        return standard.id
+    if object_type.startswith("2-") and as_id(object_type[2:]) is not None:
+        return object_type
     raise HubSpotError(400, f"Address custom objects by their object type id (2-<n>) on this route, not "
-                            f"{object_type!r}")
+                            f"{echo(object_type)}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import INT32_MAX, INT32_MIN, Int32, parse_after
 from crm_common.responses import FastJSONResponse
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from records_svc import association_service as links
@@ -24,7 +25,7 @@ Category = Literal["HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED"]
 
 class AssociationSpecIn(BaseModel):
     associationCategory: Category
-    associationTypeId: int
+    associationTypeId: Int32
 
 
 class AssociationSpecOut(BaseModel):
@@ -119,7 +120,7 @@ class LabelCreate(BaseModel):
 
 
 class LabelUpdate(BaseModel):
-    associationTypeId: int
+    associationTypeId: Int32
     label: str = Field(min_length=1, max_length=100)
     inverseLabel: str | None = None
 
@@ -160,8 +161,8 @@ async def associate_default(fromObjectType: str, fromObjectId: str, toObjectType
                             auth: Auth, session: Session) -> Any:
     started = now()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    from_id = parse_record_id(pair.from_type, fromObjectId)
-    to_id = parse_record_id(pair.to_type, toObjectId)
+    from_id = parse_record_id(pair.from_type, fromObjectId, "fromObjectId")
+    to_id = parse_record_id(pair.to_type, toObjectId, "toObjectId")
     await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id, to_id=to_id, kinds=[],
                     source=api_source(auth))
     assert pair.default is not None
@@ -179,8 +180,8 @@ async def associate_default(fromObjectType: str, fromObjectId: str, toObjectType
 async def associate_labeled(fromObjectType: str, fromObjectId: str, toObjectType: str, toObjectId: str,
                             payload: list[AssociationSpecIn], auth: Auth, session: Session) -> Any:
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    from_id = parse_record_id(pair.from_type, fromObjectId)
-    to_id = parse_record_id(pair.to_type, toObjectId)
+    from_id = parse_record_id(pair.from_type, fromObjectId, "fromObjectId")
+    to_id = parse_record_id(pair.to_type, toObjectId, "toObjectId")
     kinds = [pair.get(s.associationCategory, s.associationTypeId) for s in payload]
     current = await links.add(session, account_id=auth.account_id, pair=pair, from_id=from_id, to_id=to_id,
                               kinds=kinds, source=api_source(auth), replace=True)
@@ -192,18 +193,17 @@ async def associate_labeled(fromObjectType: str, fromObjectId: str, toObjectType
 async def list_associations(fromObjectType: str, fromObjectId: str, toObjectType: str, auth: Auth,
                             session: Session, after: str | None = None, limit: int = 500) -> Any:
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    from_id = parse_record_id(pair.from_type, fromObjectId)
+    from_id = parse_record_id(pair.from_type, fromObjectId, "fromObjectId")
     return FastJSONResponse(await _page(session, auth.account_id, pair, from_id, after, limit, fromObjectType,
                                       toObjectType))
 
 
 async def _page(session: Any, account_id: int, pair: links.PairTypes, from_id: int, after: str | None, limit: int,
-                from_key: str, to_key: str) -> dict[str, Any]:
-    if after not in (None, "") and not str(after).isdigit():
-        raise HubSpotError(400, f"after must be an integer cursor, got {after!r}")
+                from_key: str, to_key: str, after_field: str = "after") -> dict[str, Any]:
+    start = parse_after(after, field=after_field)
     limit = max(1, min(limit, 500))
     rows = await repository.associated_page(session, account_id, from_id, pair.to_type.id,
-                                            after=int(after or 0), limit=limit + 1)
+                                            after=start, limit=limit + 1)
     results = []
     for row in rows[:limit]:
         types = []
@@ -225,8 +225,8 @@ async def remove_associations(fromObjectType: str, fromObjectId: str, toObjectTy
                               auth: Auth, session: Session) -> Response:
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     await links.remove(session, account_id=auth.account_id, pair=pair,
-                       from_id=parse_record_id(pair.from_type, fromObjectId),
-                       to_ids=[parse_record_id(pair.to_type, toObjectId)], kinds=None, source=api_source(auth))
+                       from_id=parse_record_id(pair.from_type, fromObjectId, "fromObjectId"),
+                       to_ids=[parse_record_id(pair.to_type, toObjectId, "toObjectId")], kinds=None, source=api_source(auth))
     return Response(status_code=204)
 
 
@@ -263,8 +263,9 @@ async def batch_create(fromObjectType: str, toObjectType: str, payload: BatchCre
     _check_size(payload.inputs, MAX_BATCH_CREATE)
     started = now()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id),
-                                  to_id=parse_record_id(pair.to_type, item.to.id),
+    requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id,
+                                                                   f"inputs[{i}].from.id"),
+                                  to_id=parse_record_id(pair.to_type, item.to.id, f"inputs[{i}].to.id"),
                                   kinds=[pair.get(s.associationCategory, s.associationTypeId) for s in item.types])
                 for i, item in enumerate(payload.inputs)]
     outcome = await links.add_many(session, account_id=auth.account_id, pair=pair, requests=requests,
@@ -283,8 +284,9 @@ async def batch_default(fromObjectType: str, toObjectType: str, payload: BatchDe
     _check_size(payload.inputs, MAX_BATCH_CREATE)
     started = now()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
-    requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id),
-                                  to_id=parse_record_id(pair.to_type, item.to.id), kinds=[])
+    requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id,
+                                                                   f"inputs[{i}].from.id"),
+                                  to_id=parse_record_id(pair.to_type, item.to.id, f"inputs[{i}].to.id"), kinds=[])
                 for i, item in enumerate(payload.inputs)]
     outcome = await links.add_many(session, account_id=auth.account_id, pair=pair, requests=requests,
                                    source=api_source(auth))
@@ -303,9 +305,10 @@ async def batch_read(fromObjectType: str, toObjectType: str, payload: BatchReadI
     started = now()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     results = []
-    for item in payload.inputs:
-        from_id = parse_record_id(pair.from_type, item.id)
-        page = await _page(session, auth.account_id, pair, from_id, item.after, 500, fromObjectType, toObjectType)
+    for index, item in enumerate(payload.inputs):
+        from_id = parse_record_id(pair.from_type, item.id, f"inputs[{index}].id")
+        page = await _page(session, auth.account_id, pair, from_id, item.after, 500, fromObjectType, toObjectType,
+                           after_field=f"inputs[{index}].after")
         entry: dict[str, Any] = {"from": {"id": str(from_id)}, "to": page["results"]}
         if "paging" in page:
             entry["paging"] = page["paging"]
@@ -376,7 +379,8 @@ async def update_label(fromObjectType: str, toObjectType: str, payload: LabelUpd
 
 @router.delete("/crm/v4/associations/{fromObjectType}/{toObjectType}/labels/{associationTypeId}", status_code=204,
                responses=ERRORS, summary="Delete an association label (and its inverse)")
-async def delete_label(fromObjectType: str, toObjectType: str, associationTypeId: int, auth: Auth,
+async def delete_label(fromObjectType: str, toObjectType: str,
+                       associationTypeId: Annotated[int, Path(ge=INT32_MIN, le=INT32_MAX)], auth: Auth,
                        session: Session) -> Response:
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     kind = pair.kinds.get(("USER_DEFINED", associationTypeId))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -28,24 +27,25 @@ from crm_common.contracts.records import (
     UndoReport,
     UndoRequest,
 )
-from crm_common.errors import HubSpotError, error_responses, is_transient_conflict
+from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import as_id, parse_id
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import association_service as links
 from records_svc import merges, repository
-from records_svc.api.deps import Auth, Session
-from records_svc.bulk import BulkRow, UniqueRace, bulk_upsert
+from records_svc.api.deps import Auth, Session, retrying_races
+from records_svc.bulk import BulkRow, bulk_upsert
 from records_svc.catalog import catalog_knowing, load_catalog, resolve_object_type
 from records_svc.domain.properties import InvalidValue, normalize_value
-from records_svc.metrics import BULK_ROWS, WRITE_RETRIES
+from records_svc.metrics import BULK_ROWS
 from records_svc.service import WriteSource, iso
 from records_svc.undo import undo_operation
 
 router = APIRouter(prefix="/internal/v1", tags=["Internal"])
 
-UNIQUE_RACE_RETRIES = 3
 
 
 BULK_VALUE_TYPES = (str, int, float, bool)
@@ -114,39 +114,21 @@ def parse_bulk_request(body: bytes) -> tuple[BulkUpsertOptions, list[BulkRow]]:
                  "schema": _inline_schema(BulkUpsertRequest)}}}})
 async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> Any:
     payload, rows = parse_bulk_request(await request.body())
-    sessionmaker = request.app.state.runtime.sessionmaker
-    for attempt in range(UNIQUE_RACE_RETRIES):
+
+    async def write(session: AsyncSession) -> list[Any]:
+        object_type = await resolve_object_type(session, auth.account_id, objectType)
+        catalog = await catalog_knowing(session, auth.account_id, object_type,
+                                        {name for row in rows for name in row.properties})
         try:
-            async with sessionmaker() as session, session.begin():
-                object_type = await resolve_object_type(session, auth.account_id, objectType)
-                catalog = await catalog_knowing(session, auth.account_id, object_type,
-                                                {name for row in rows for name in row.properties})
-                try:
-                    results = await bulk_upsert(
-                        session, account_id=auth.account_id, catalog=catalog, rows=rows,
-                        operation=payload.operation, id_property=payload.idProperty,
-                        keep_existing=payload.keepExisting, source_type=payload.sourceType,
-                        source_id=payload.sourceId, operation_id=payload.operationId, writer=auth.caller)
-                except ValueError as exc:
-                    raise HubSpotError(400, str(exc)) from None
-            break
-        except UniqueRace:
-            last = attempt == UNIQUE_RACE_RETRIES - 1
-            WRITE_RETRIES.labels("unique_race", "gave_up" if last else "retried").inc()
-            if last:
-                raise HubSpotError(409, "Unique values kept changing under this batch; retry it",
-                                   category="CONFLICT", headers={"Retry-After": "1"}) from None
-        except Exception as exc:
-            # Two writers of the same records (two imports in one account, an import and an API batch)
-            # can lock them in opposite orders; Postgres aborts one, which is then simply run again.
-            if not is_transient_conflict(exc):
-                raise
-            last = attempt == UNIQUE_RACE_RETRIES - 1
-            WRITE_RETRIES.labels("lock_conflict", "gave_up" if last else "retried").inc()
-            if last:
-                raise HubSpotError(409, "This batch kept colliding with concurrent writes of the same records; "
-                                        "retry it", category="CONFLICT", headers={"Retry-After": "1"}) from None
-            await asyncio.sleep(0.05 * (attempt + 1))
+            return await bulk_upsert(
+                session, account_id=auth.account_id, catalog=catalog, rows=rows,
+                operation=payload.operation, id_property=payload.idProperty,
+                keep_existing=payload.keepExisting, source_type=payload.sourceType,
+                source_id=payload.sourceId, operation_id=payload.operationId, writer=auth.caller)
+        except ValueError as exc:
+            raise HubSpotError(400, str(exc)) from None
+
+    results = await retrying_races(request.app.state.runtime.sessionmaker, write)
     counts = {"CREATED": 0, "UPDATED": 0, "UNCHANGED": 0, "ERROR": 0}
     out: list[dict[str, Any]] = []  # BulkRowResult
     for r in results:
@@ -166,7 +148,7 @@ async def resolve_records(objectType: str, payload: ResolveRequest, auth: Auth, 
     catalog = await load_catalog(session, auth.account_id, object_type)
     matches: dict[str, list[str]] = {}
     if payload.property == "hs_object_id":
-        ids = [int(v) for v in payload.values if str(v).strip().isdigit()]
+        ids = [record_id for v in payload.values if (record_id := as_id(v)) is not None]
         found = await repository.existing_record_ids(session, auth.account_id, object_type.id, ids)
         return FastJSONResponse({"matches": {str(i): [str(i)] for i in sorted(found)}})
     prop = catalog.properties.get(payload.property)
@@ -214,8 +196,9 @@ async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: S
                 type_id = item.get("associationTypeId")
                 kinds = [] if type_id is None else [pair.get(item.get("associationCategory", "HUBSPOT_DEFINED"),
                                                              type_id)]
-                requests.append(links.PairRequest(index=index, from_id=int(str(item["fromId"])),
-                                                  to_id=int(str(item["toId"])), kinds=kinds))
+                requests.append(links.PairRequest(
+                    index=index, from_id=parse_id(item["fromId"], field=f"inputs[{index}].fromId"),
+                    to_id=parse_id(item["toId"], field=f"inputs[{index}].toId"), kinds=kinds))
             except (HubSpotError, ValueError) as exc:
                 results[index] = {"index": index, "status": "ERROR", "error": getattr(exc, "message", str(exc))}
         before = await repository.associations_between_pairs(session, auth.account_id,

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import Int32, as_id
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
@@ -38,7 +39,7 @@ class SchemaProperty(BaseModel):
     description: str = ""
     options: list[OptionInput] = Field(default_factory=list)
     hasUniqueValue: bool = False
-    displayOrder: int = -1
+    displayOrder: Int32 = -1
     hidden: bool = False
     formField: bool = True
     groupName: str | None = None
@@ -271,8 +272,9 @@ async def create_schema_association(objectType: str, payload: AssociationDefinit
 async def delete_schema_association(objectType: str, associationIdentifier: str, auth: Auth,
                                     session: Session) -> Response:
     await _custom_schema(session, auth.account_id, objectType)
-    if not associationIdentifier.isdigit() or not await repository.delete_schema_association(
-            session, auth.account_id, int(associationIdentifier)):
+    association_id = as_id(associationIdentifier)
+    if association_id is None or not await repository.delete_schema_association(
+            session, auth.account_id, association_id):
         raise HubSpotError(404, f"No association definition {associationIdentifier} on {objectType}")
     return Response(status_code=204)
 

@@ -6,13 +6,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import parse_after, parse_id
 from crm_common.logging import current_request_id
 from crm_common.outbox import add_event
 from crm_common.responses import FastJSONResponse
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository, service
-from records_svc.api.deps import Auth, Session
+from records_svc.api.deps import Auth, Session, retrying_races
 from records_svc.api.schemas import (
     BatchArchiveInput,
     BatchCreateInput,
@@ -75,12 +77,8 @@ def check_batch_size(inputs: list[Any]) -> None:
                                     "in": "inputs"}])
 
 
-def parse_record_id(object_type: ObjectType, value: str | int) -> int:
-    text = str(value).strip()
-    if not text.isdigit() or len(text) > 18:
-        raise HubSpotError(400, f"{value!r} is not a valid {object_type.singular} id: ids are integers",
-                           errors=[{"message": f"invalid id {value!r}", "code": "INVALID_ID", "in": "id"}])
-    return int(text)
+def parse_record_id(object_type: ObjectType, value: str | int, field: str = "id") -> int:
+    return parse_id(value, field=field, what=f"{object_type.singular} id")
 
 
 async def with_associations(session: Any, auth: Any, object_type: ObjectType, bodies: list[dict[str, Any]],
@@ -111,11 +109,7 @@ async def list_objects(
 ) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     limit = min(limit, MAX_LIST_LIMIT)
-    start = 0
-    if after not in (None, ""):
-        if not str(after).isdigit():
-            raise HubSpotError(400, f"after must be an integer cursor, got {after!r}")
-        start = int(after)
+    start = parse_after(after)
     rows = await repository.list_records(session, auth.account_id, object_type.id, after=start, limit=limit + 1,
                                          archived=archived)
     history = split_list(propertiesWithHistory)
@@ -178,9 +172,8 @@ async def update_object(objectType: str, objectId: str, payload: ObjectUpdateInp
 async def archive_object(objectType: str, objectId: str, auth: Auth, session: Session) -> Response:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     # HubSpot answers 204 for an id that does not exist or is already archived.
-    if objectId.isdigit() and len(objectId) <= 18:
-        await service.archive_records(session, account_id=auth.account_id, object_type=object_type,
-                                      ids=[int(objectId)], source=api_source(auth))
+    await service.archive_records(session, account_id=auth.account_id, object_type=object_type,
+                                  ids=[parse_record_id(object_type, objectId, "objectId")], source=api_source(auth))
     return Response(status_code=204)
 
 
@@ -309,49 +302,59 @@ async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, s
 @router.post("/{objectType}/batch/upsert", response_model=BatchUpsertResponse,
              responses={207: {"model": BatchUpsertResponse, "description": "Some inputs failed"}, **ERRORS},
              summary="Create or update a batch of records by a unique property")
-async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, session: Session) -> Any:
-    object_type = await resolve_object_type(session, auth.account_id, objectType)
-    check_batch_size(payload.inputs)
+async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, request: Request) -> Any:
     started = now()
+    check_batch_size(payload.inputs)
     id_properties = {item.idProperty or "hs_object_id" for item in payload.inputs}
     if len(id_properties) > 1:
         raise HubSpotError(400, "Every input of one upsert batch must use the same idProperty; got "
                                 + ", ".join(sorted(id_properties)))
     id_property = id_properties.pop() if id_properties else "hs_object_id"
-    names = {name for item in payload.inputs for name in item.properties} | {id_property}
-    catalog = await catalog_knowing(session, auth.account_id, object_type, names - {"hs_object_id"})
-    if id_property != "hs_object_id" and id_property not in catalog.unique_namespaces():
-        raise HubSpotError(400, f"idProperty {id_property!r} is not a unique property of {object_type.name}")
     source = api_source(auth)
-    # HubSpot does not support partial upserts: one bad value fails the whole batch, as a single write would.
-    problems = [p for item in payload.inputs
-                for p in service.validate_properties(catalog, item.properties, creating=False, source=source).problems]
-    if problems:
-        raise service.property_error(problems)
-    rows = [BulkRow(ref=index, id=str(item.id), properties=item.properties) for index, item in enumerate(payload.inputs)]
-    # The same set-based path imports use: one statement per step for the whole batch.
-    outcomes = await bulk_upsert(session, account_id=auth.account_id, catalog=catalog, rows=rows, operation="UPSERT",
-                                 id_property=id_property, keep_existing=[], source_type=source.source_type,
-                                 source_id=source.source_id, trusted=False, operation_id=source.operation_id)
-    failed = [(payload.inputs[o.ref], e) for o in outcomes if o.status == "ERROR" for e in o.errors]
-    if failed:
-        item, error = failed[0]
-        raise HubSpotError(400 if error.code != "DUPLICATE_UNIQUE_PROPERTY_VALUE" else 409,
-                           f"Input with id {item.id}: {error.message}",
-                           errors=[{"message": f"{item.id}: {e.message}", "code": e.code,
-                                    **({"context": {"propertyName": [e.property]}} if e.property else {})}
-                                   for item, e in failed])
-    stored = await repository.fetch_records(session, auth.account_id, object_type.id,
-                                            sorted({o.id for o in outcomes if o.id is not None}))
-    results, seen = [], set()
-    for outcome in outcomes:
-        if outcome.id in seen or outcome.id not in stored:
-            continue
-        seen.add(outcome.id)
-        item = payload.inputs[outcome.ref]
-        requested = list(dict.fromkeys([*item.properties, *([id_property] if id_property != "hs_object_id" else [])]))
-        results.append({**to_public(stored[outcome.id], object_type, requested=requested),
-                        "new": outcome.status == "CREATED"})
+
+    async def write(session: AsyncSession) -> list[dict[str, Any]]:
+        object_type = await resolve_object_type(session, auth.account_id, objectType)
+        names = {name for item in payload.inputs for name in item.properties} | {id_property}
+        catalog = await catalog_knowing(session, auth.account_id, object_type, names - {"hs_object_id"})
+        if id_property != "hs_object_id" and id_property not in catalog.unique_namespaces():
+            raise HubSpotError(400, f"idProperty {id_property!r} is not a unique property of {object_type.name}")
+        # HubSpot does not support partial upserts: one bad value fails the whole batch, as a single write would.
+        problems = [p for item in payload.inputs
+                    for p in service.validate_properties(catalog, item.properties, creating=False,
+                                                         source=source).problems]
+        if problems:
+            raise service.property_error(problems)
+        rows = [BulkRow(ref=index, id=str(item.id), properties=item.properties)
+                for index, item in enumerate(payload.inputs)]
+        # The same set-based path imports use: one statement per step for the whole batch.
+        outcomes = await bulk_upsert(session, account_id=auth.account_id, catalog=catalog, rows=rows,
+                                     operation="UPSERT", id_property=id_property, keep_existing=[],
+                                     source_type=source.source_type, source_id=source.source_id, trusted=False,
+                                     operation_id=source.operation_id)
+        failed = [(payload.inputs[o.ref], e) for o in outcomes if o.status == "ERROR" for e in o.errors]
+        if failed:
+            item, error = failed[0]
+            raise HubSpotError(400 if error.code != "DUPLICATE_UNIQUE_PROPERTY_VALUE" else 409,
+                               f"Input with id {item.id}: {error.message}",
+                               errors=[{"message": f"{item.id}: {e.message}", "code": e.code,
+                                        **({"context": {"propertyName": [e.property]}} if e.property else {})}
+                                       for item, e in failed])
+        stored = await repository.fetch_records(session, auth.account_id, object_type.id,
+                                                sorted({o.id for o in outcomes if o.id is not None}))
+        results, seen = [], set()
+        for outcome in outcomes:
+            if outcome.id in seen or outcome.id not in stored:
+                continue
+            seen.add(outcome.id)
+            item = payload.inputs[outcome.ref]
+            requested = list(dict.fromkeys([*item.properties,
+                                            *([id_property] if id_property != "hs_object_id" else [])]))
+            results.append({**to_public(stored[outcome.id], object_type, requested=requested),
+                            "new": outcome.status == "CREATED"})
+        return results
+
+    # Its own transaction, run again when a concurrent upsert of the same new values wins the race.
+    results = await retrying_races(request.app.state.runtime.sessionmaker, write)
     body, status = batch_body(results, [], started)
     return FastJSONResponse(body, status_code=status)
 
@@ -375,11 +378,7 @@ async def search_objects(objectType: str, payload: SearchRequest, auth: Auth, se
     limit = payload.limit or 10
     if limit > MAX_PAGE_SIZE:
         raise HubSpotError(400, f"limit must be at most {MAX_PAGE_SIZE}; got {limit}")
-    offset = 0
-    if payload.after not in (None, ""):
-        if not str(payload.after).isdigit():
-            raise HubSpotError(400, f"after must be formatted as an integer, got {payload.after!r}")
-        offset = int(payload.after)
+    offset = parse_after(payload.after)
     if offset + limit > MAX_RESULTS:
         raise HubSpotError(400, f"Search results are capped at {MAX_RESULTS}: after + limit may not exceed it")
     sort = None
@@ -423,7 +422,7 @@ corral_router = APIRouter(prefix="/corral/v1/records", tags=["Objects"])
                     summary="Restore an archived record (beyond HubSpot)")
 async def restore_object(objectType: str, objectId: str, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
-    record_id = parse_record_id(object_type, objectId)
+    record_id = parse_record_id(object_type, objectId, "objectId")
     restored = await service.restore_records(session, account_id=auth.account_id, object_type=object_type,
                                              ids=[record_id], source=api_source(auth))
     rows = await repository.fetch_records(session, auth.account_id, object_type.id, [record_id])

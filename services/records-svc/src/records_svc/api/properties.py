@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any
 
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import Int32
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
@@ -32,7 +33,7 @@ PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 class OptionInput(BaseModel):
     label: str
     value: str
-    displayOrder: int = -1
+    displayOrder: Int32 = -1
     hidden: bool = False
     description: str = ""
 
@@ -45,7 +46,7 @@ class PropertyCreate(BaseModel):
     groupName: str
     description: str = ""
     options: list[OptionInput] = Field(default_factory=list)
-    displayOrder: int = -1
+    displayOrder: Int32 = -1
     hasUniqueValue: bool = False
     hidden: bool = False
     formField: bool = True
@@ -59,7 +60,7 @@ class PropertyUpdate(BaseModel):
     groupName: str | None = None
     description: str | None = None
     options: list[OptionInput] | None = None
-    displayOrder: int | None = None
+    displayOrder: Int32 | None = None
     hidden: bool | None = None
     formField: bool | None = None
 
@@ -122,12 +123,12 @@ class BatchPropertyArchive(BaseModel):
 class GroupCreate(BaseModel):
     name: str
     label: str
-    displayOrder: int = -1
+    displayOrder: Int32 = -1
 
 
 class GroupUpdate(BaseModel):
     label: str | None = None
-    displayOrder: int | None = None
+    displayOrder: Int32 | None = None
 
 
 class GroupOut(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from crm_common.inputs import Int32
 from pydantic import BaseModel, ConfigDict, Field
 
 PropertyValue = str | int | float | bool | None
@@ -11,7 +12,7 @@ PropertyValue = str | int | float | bool | None
 
 class AssociationSpec(BaseModel):
     associationCategory: Literal["HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED"] = "HUBSPOT_DEFINED"
-    associationTypeId: int
+    associationTypeId: Int32
 
 
 class PublicObjectId(BaseModel):

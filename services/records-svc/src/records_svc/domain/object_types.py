@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crm_common.object_types import find_standard
+
 
 @dataclass(frozen=True)
 class ObjectType:
@@ -100,17 +102,13 @@ STANDARD_OBJECT_TYPES: tuple[ObjectType, ...] = (
     ),
 )
 
-_BY_KEY: dict[str, ObjectType] = {}
-for _t in STANDARD_OBJECT_TYPES:
-    for _key in (_t.id, _t.name, _t.singular):
-        _BY_KEY[_key] = _t
-# HubSpot also accepts the SDK's and older spellings.
-_BY_KEY["line_item"] = _BY_KEY["0-8"]
-_BY_KEY["lineitems"] = _BY_KEY["0-8"]
+_BY_ID: dict[str, ObjectType] = {t.id: t for t in STANDARD_OBJECT_TYPES}
 
 
 def find_standard_object_type(key: str) -> ObjectType | None:
-    return _BY_KEY.get(key.lower())
+    """By any name of crm_common's table (the one the gateway decides scopes by), in any case."""
+    standard = find_standard(key)
+    return None if standard is None else _BY_ID[standard.id]
 
 
 ACTIVITY_TYPE_IDS = frozenset({"0-48", "0-49", "0-47", "0-46", "0-27"})
