@@ -42,7 +42,7 @@ class BaseServiceSettings(BaseSettings):
         default=DEFAULT_INTERNAL_SECRET,
         validation_alias=AliasChoices("CORRAL_INTERNAL_SECRET", "internal_secret"),
     )
-    # `development` (make run, the test suites, docker compose's default) allows the default internal
+    # `development` (make run and the test suites set it) allows the default internal
     # secret; anything else, the default included, requires CORRAL_INTERNAL_SECRET.
     environment: str = Field(default="production", validation_alias=AliasChoices("CORRAL_ENV", "environment"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CORRAL_LOG_LEVEL", "log_level"))
