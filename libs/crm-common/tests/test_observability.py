@@ -225,6 +225,7 @@ def merge_svc_process(database: str, logs: Path, **env: str) -> Iterator[tuple[s
         "CORRAL_QUEUE_EXPIRES_MS": str(TEST_QUEUE_EXPIRES_MS),
         "CORRAL_LOG_LEVEL": "WARNING",
         "MERGE_SVC_RECONCILE_INTERVAL_SECONDS": "0",
+        "CORRAL_ENV": "development",
         **env,
     }
     log_path = logs / "merge-svc.log"

@@ -20,7 +20,7 @@ from crm_common.consumer import EventConsumer, Subscription
 from crm_common.db import make_engine, make_sessionmaker
 from crm_common.errors import error_body, install_error_handlers
 from crm_common.health import health_router
-from crm_common.inputs import TextGuardMiddleware
+from crm_common.inputs import TextGuardMiddleware, document_refusals
 from crm_common.logging import configure_logging, set_request_id
 from crm_common.observability import metrics, tracing
 from crm_common.outbox import OutboxRelay
@@ -193,4 +193,5 @@ def create_service_app(
     app.include_router(health_router)
     for router in routers:
         app.include_router(router)
+    document_refusals(app)
     return app

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+from fastapi import FastAPI
 from pydantic import Field
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_common.errors import HubSpotError, error_body
+from crm_common.errors import ErrorBody, HubSpotError, error_body
 from crm_common.responses import FastJSONResponse
 
 BIGINT_MAX = 2**63 - 1
@@ -87,6 +89,45 @@ def parse_after(value: object, *, field: str = "after") -> int:
         raise HubSpotError(400, message, category="VALIDATION_ERROR",
                            errors=[{"message": message, "code": "INVALID_PAGING_CURSOR", "in": field}])
     return number
+
+
+# --- request bodies read by hand ------------------------------------------------------------------------
+
+def declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def capped(request: Request, *, max_bytes: int, too_large: Callable[[], HubSpotError]) -> Request:
+    """`request` whose body raises `too_large()` as soon as more than `max_bytes` have arrived.
+
+    For bodies parsed by a library that reads the whole stream (a multipart form spooled to disk): the
+    declared length is checked first, and a chunked body is counted as it streams, never read past the
+    limit.
+    """
+    declared = declared_length(request)
+    if declared is not None and declared > max_bytes:
+        raise too_large()
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise too_large()
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def read_capped(request: Request, *, max_bytes: int, too_large: Callable[[], HubSpotError]) -> bytes:
+    """The whole body, refused with `too_large()` before more than `max_bytes` are held in memory."""
+    chunks: list[bytes] = []
+    async for chunk in capped(request, max_bytes=max_bytes, too_large=too_large).stream():
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # --- text ---------------------------------------------------------------------------------------------------
@@ -245,3 +286,33 @@ class TextGuardMiddleware:
         response = FastJSONResponse(error_body(error.status, error.message, category=error.category,
                                                errors=error.errors), status_code=error.status)
         await response(scope, receive, send)
+
+
+def document_refusals(app: FastAPI) -> None:
+    """Declares in the app's OpenAPI what TextGuardMiddleware may answer on any route: 400 (a NUL in the path
+    or the query, unstorable text in the body) and 413 on routes that take JSON."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()  # cached by FastAPI in app.openapi_schema, completed here in place
+        reference = {"$ref": "#/components/schemas/ErrorBody"}
+        if "ErrorBody" not in document.get("components", {}).get("schemas", {}):
+            schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(schema.pop("$defs", {}))
+            schemas["ErrorBody"] = schema
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                answers = {"400": "Invalid input"}
+                if "application/json" in (operation.get("requestBody") or {}).get("content", {}):
+                    answers["413"] = "Payload too large"
+                for status, description in answers.items():
+                    operation["responses"].setdefault(status, {
+                        "description": description, "content": {"application/json": {"schema": reference}}})
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
