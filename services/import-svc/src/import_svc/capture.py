@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import vobject
+from crm_common.inputs import bad_character
 
 from import_svc.pipeline import FREE_MAIL_DOMAINS
 
@@ -39,7 +40,14 @@ def _website_from_email(email: str) -> str | None:
 
 
 def _finish(draft: ContactDraft, *, default_lifecycle: bool = True) -> ContactDraft:
-    props = {k: v for k, v in draft.properties.items() if v}
+    props = {}
+    for name, value in draft.properties.items():
+        if value and bad_character(value):
+            # No database stores a NUL (or half of a surrogate pair): the value is kept without it, and said.
+            value = _UNSTORABLE.sub("", value).strip()
+            draft.problems.append(f"{name}: characters that cannot be stored (NUL) were removed")
+        if value:
+            props[name] = value
     email = props.get("email", "")
     if email and "website" not in props:
         website = _website_from_email(email)
@@ -52,6 +60,15 @@ def _finish(draft: ContactDraft, *, default_lifecycle: bool = True) -> ContactDr
                               "a company")
     draft.properties = props
     return draft
+
+
+_CARD_START = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD", re.IGNORECASE | re.MULTILINE)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def count_vcards(text: str) -> int:
+    """How many cards a .vcf holds, counted without parsing them (a regular expression over the text)."""
+    return sum(1 for _ in _CARD_START.finditer(text))
 
 
 def parse_vcards(text: str, *, extended: bool = False) -> list[ContactDraft]:

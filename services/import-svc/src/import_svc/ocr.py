@@ -55,8 +55,9 @@ def _register_heif() -> None:
     register_heif_opener()
 
 
-def open_photo(data: bytes) -> Image.Image:
-    """The photo, upright and in grey, or ImageRejected with the reason."""
+def load_image(data: bytes) -> Image.Image:
+    """The decoded image, or ImageRejected with the reason; its size is checked from the header first,
+    so an image too large is refused before its pixels take memory."""
     _register_heif()
     try:
         with warnings.catch_warnings():
@@ -74,6 +75,12 @@ def open_photo(data: bytes) -> Image.Image:
         raise ImageRejected(f"The image has more than {MAX_PIXELS // 1_000_000} megapixels") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files, per codec
         raise ImageRejected(f"The image could not be read: {exc}") from None
+    return image
+
+
+def open_photo(data: bytes) -> Image.Image:
+    """The photo, upright and in grey, or ImageRejected with the reason."""
+    image = load_image(data)
     if min(image.size) < MIN_SIDE:
         raise ImageRejected(f"The image is {image.width} x {image.height} pixels, too small to read "
                             f"(at least {MIN_SIDE} px on each side)")

@@ -197,6 +197,10 @@ def guess_date_format(samples: list[str]) -> str | None:
     return fits[0] if fits else None
 
 
+# OWASP's list: besides = + - @, a leading TAB or CR lets spreadsheets read what follows as a formula.
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def formula_safe(value: str) -> str:
-    """Spreadsheet formula injection: a cell starting with = + - @ is shown as text."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    """Spreadsheet formula injection: a cell starting with = + - @ TAB or CR is shown as text."""
+    return "'" + value if value[:1] in FORMULA_LEADS else value

@@ -36,12 +36,69 @@ _FORMAT_LITERALS = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.')  # quoted text, 
 _ROW, _CELL, _VALUE, _INLINE, _TEXT = MAIN + "row", MAIN + "c", MAIN + "v", MAIN + "is", MAIN + "t"
 
 
+# What one workbook may ask of the reader. A cell of more than a million characters is no CRM data (no
+# property holds more than 65,536); Excel's sheets end at row 1,048,576 and column XFD; the size limits
+# of the XML parts bound the parsing time and the shared-strings table, which is held in memory.
+MAX_CELL_CHARS = 1024 * 1024
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+MAX_SHEET_XML_BYTES = 2 * 1024**3
+MAX_SHARED_STRINGS_XML_BYTES = 256 * 1024**2
+
+
+class TooManyRows(Exception):
+    """The sheet has more rows than a spreadsheet may."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(f"{rows:,} rows")
+        self.rows = rows
+
+
 class NotAnXlsxWorkbook(Exception):
     """The zip holds no XLSX workbook (an ODS file, a renamed archive)."""
 
 
 class UnreadableSheet(Exception):
     """The workbook's XML breaks off or is malformed; says after which sheet row."""
+
+
+class _TextTooLong(Exception):
+    pass
+
+
+class _TextRunGuard:
+    """A zip part read through `read()`, refused as soon as a run of bytes without a `<` (text between two
+    tags, or one attribute) is longer than MAX_CELL_CHARS: ElementTree would gather the whole run into one
+    string before anything could look at it (a 400 MB cell zips into 399 KB)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.run = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size)
+        self.check(chunk)
+        return chunk
+
+    def check(self, chunk: bytes) -> None:
+        first = chunk.find(b"<")
+        if first < 0:
+            self.run += len(chunk)
+        else:
+            self.run += first
+            if self.run > MAX_CELL_CHARS:
+                raise _TextTooLong()
+            self.run = len(chunk) - chunk.rfind(b"<") - 1
+        if self.run > MAX_CELL_CHARS:
+            raise _TextTooLong()
+
+
+def _open_part(archive: zipfile.ZipFile, name: str, max_bytes: int, what: str) -> IO[bytes]:
+    size = archive.getinfo(name).file_size
+    if size > max_bytes:
+        raise UnreadableSheet(f"The spreadsheet's {what} is {size / 1024**2:,.0f} MB of XML unzipped; at most "
+                              f"{max_bytes / 1024**2:,.0f} MB are read (split the file)")
+    return archive.open(name)
 
 
 def is_xlsx(path: Path) -> bool:
@@ -60,15 +117,26 @@ def count_data_rows(path: Path) -> int:
     TOTAL_ROWS: an XLSX sheet cannot exceed the 1,048,576-row limit anyway).
     """
     with zipfile.ZipFile(path) as archive:
-        rows = 0
+        rows = elements = 0
         tail = b""
-        with archive.open(_first_sheet(archive)[0]) as sheet:
-            while chunk := sheet.read(1 << 20):
-                data = tail + chunk
-                rows += data.count(b"</row>")
-                # A tag cut by the chunk boundary is completed by the next chunk; 5 bytes cannot hold a
-                # whole 6-byte tag, so nothing is counted twice.
-                tail = data[-5:]
+        with _open_part(archive, _first_sheet(archive)[0], MAX_SHEET_XML_BYTES, "sheet") as sheet:
+            guard = _TextRunGuard(sheet)
+            try:
+                while chunk := guard.read(1 << 20):
+                    data = tail + chunk
+                    # A tag cut by the chunk boundary is completed by the next chunk. The tail keeps one byte
+                    # less than each tag, so a tag is never whole in both the tail and the next data.
+                    rows += data.count(b"</row>")
+                    elements += data[1:].count(b"<row ") + data[1:].count(b"<row>") if tail else \
+                        data.count(b"<row ") + data.count(b"<row>")
+                    tail = data[-5:]
+            except _TextTooLong:
+                raise UnreadableSheet(f"The spreadsheet holds a cell longer than {MAX_CELL_CHARS:,} characters "
+                                      f"(after about {rows:,} rows)") from None
+        # Empty rows (`<row r="9"/>`) hold no data but cost parsing: a sheet of more rows than Excel allows
+        # is refused whatever they hold.
+        if elements > EXCEL_MAX_ROWS:
+            raise TooManyRows(elements)
         return max(rows - 1, 0)
 
 
@@ -80,16 +148,19 @@ def iter_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         date_styles = _date_styles(archive)
         epoch = datetime(1904, 1, 1) if date1904 else datetime(1899, 12, 30)
         last_line = 0
-        with archive.open(sheet_part) as sheet:
+        with _open_part(archive, sheet_part, MAX_SHEET_XML_BYTES, "sheet") as sheet:
             try:
-                for line, cells in _sheet_rows(sheet, shared, date_styles, epoch):
+                for line, cells in _sheet_rows(_TextRunGuard(sheet), shared, date_styles, epoch):
                     last_line = line
                     yield line, cells
+            except _TextTooLong:
+                raise UnreadableSheet(f"The spreadsheet's row after row {last_line} holds a cell longer than "
+                                      f"{MAX_CELL_CHARS:,} characters") from None
             except (ParseError, zipfile.BadZipFile, EOFError, ValueError, IndexError) as exc:
                 raise UnreadableSheet(f"The spreadsheet could not be read after its row {last_line}: {exc}") from None
 
 
-def _sheet_rows(sheet: IO[bytes], shared: list[str], date_styles: frozenset[str], epoch: datetime
+def _sheet_rows(sheet: IO[bytes] | _TextRunGuard, shared: list[str], date_styles: frozenset[str], epoch: datetime
                 ) -> Iterator[tuple[int, list[str]]]:
     line = 0
     sheet_data: Element | None = None
@@ -120,6 +191,8 @@ def _row_cells(row: Element, shared: list[str], date_styles: frozenset[str], epo
             continue
         reference = cell.get("r")
         index = _column_index(reference) if reference else len(cells)
+        if index >= EXCEL_MAX_COLUMNS:
+            raise ValueError(f"cell {reference or index} lies beyond the last column of a sheet (XFD)")
         kind = cell.get("t")
         value_element = cell.find(_VALUE)
         raw = value_element.text if value_element is not None else None
@@ -187,13 +260,19 @@ def _shared_strings(archive: zipfile.ZipFile) -> list[str]:
     if "xl/sharedStrings.xml" not in archive.namelist():
         return []
     strings: list[str] = []
-    with archive.open("xl/sharedStrings.xml") as part:
-        for _, element in iterparse(part):
-            if element.tag == MAIN + "si":
-                # Plain text is one <t>; rich text is runs (<r><t>); phonetic hints (<rPh>) are not text.
-                hints = {t for hint in element.iter(MAIN + "rPh") for t in hint.iter(_TEXT)}
-                strings.append("".join(t.text or "" for t in element.iter(_TEXT) if t not in hints))
-                element.clear()
+    with _open_part(archive, "xl/sharedStrings.xml", MAX_SHARED_STRINGS_XML_BYTES, "shared strings") as part:
+        try:
+            for _, element in iterparse(_TextRunGuard(part)):
+                if element.tag == MAIN + "si":
+                    # Plain text is one <t>; rich text is runs (<r><t>); phonetic hints (<rPh>) are not text.
+                    hints = {t for hint in element.iter(MAIN + "rPh") for t in hint.iter(_TEXT)}
+                    strings.append("".join(t.text or "" for t in element.iter(_TEXT) if t not in hints))
+                    element.clear()
+        except _TextTooLong:
+            raise UnreadableSheet(f"A text of the spreadsheet (shared string {len(strings) + 1:,}) is longer than "
+                                  f"{MAX_CELL_CHARS:,} characters") from None
+        except ParseError as exc:
+            raise UnreadableSheet(f"The spreadsheet's shared strings could not be read: {exc}") from None
     return strings
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from crm_common.contracts.merges import MergesClient
 from crm_common.contracts.records import BulkUpsertOptions, RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import abridged, capped, read_capped
 from crm_common.responses import FastJSONResponse as JSON
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Request
@@ -24,18 +25,28 @@ from starlette.datastructures import UploadFile
 
 from import_svc.api.deps import Auth
 from import_svc.business_card import found_anything, parse_business_card
-from import_svc.capture import PLATFORMS, ContactDraft, parse_qr_text, parse_vcards
+from import_svc.capture import PLATFORMS, ContactDraft, count_vcards, parse_qr_text, parse_vcards
 from import_svc.duplicates import existing_contact
-from import_svc.ocr import ImageRejected, OcrUnavailable, plain_text, read_card
+from import_svc.mapping import check_cell
+from import_svc.ocr import ImageRejected, OcrUnavailable, load_image, plain_text, read_card
+from import_svc.values import number_format_for
 
 router = APIRouter(prefix="/corral/v1/capture", tags=["Mobile capture"])
 
 MAX_CARDS = 10_000
 MAX_VCF_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+# A multipart body is the file plus a few hundred bytes of headers and fields.
+MULTIPART_ALLOWANCE = 64 * 1024
 # HubSpot's original source of a captured contact: "Offline Sources", drill-down 1 the platform,
 # drill-down 2 the capture kind. Set when the contact is new (or has none); never moved afterwards.
 ORIGINAL_SOURCE = ("hs_analytics_source", "hs_analytics_source_data_1", "hs_analytics_source_data_2")
 KEEP_ON_EXISTING = ["lifecyclestage", "hubspot_owner_id", *ORIGINAL_SOURCE]
+
+
+def _vcf_too_large() -> HubSpotError:
+    return HubSpotError(400, f"The vCard file is larger than {MAX_VCF_BYTES // (1024 * 1024)} MB",
+                        category="VALIDATION_ERROR", sub_category="FILE_TOO_LARGE")
 
 
 def _platform(value: str | None) -> str:
@@ -120,7 +131,8 @@ async def capture_vcards(request: Request, auth: Auth, dryRun: bool = False) -> 
     select: str | None = None
     platform: str | None = None
     if content_type.startswith("multipart/"):
-        form = await request.form(max_files=1, max_fields=10)
+        form = await capped(request, max_bytes=MAX_VCF_BYTES + MULTIPART_ALLOWANCE,
+                            too_large=_vcf_too_large).form(max_files=1, max_fields=10)
         try:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
@@ -132,19 +144,26 @@ async def capture_vcards(request: Request, auth: Auth, dryRun: bool = False) -> 
         finally:
             await form.close()
     else:
-        raw = await request.body()
+        raw = await read_capped(request, max_bytes=MAX_VCF_BYTES, too_large=_vcf_too_large)
         select = request.query_params.get("select")
         platform = request.query_params.get("platform")
     if len(raw) > MAX_VCF_BYTES:
-        raise HubSpotError(400, "The vCard file is larger than 20 MB", category="VALIDATION_ERROR")
+        raise _vcf_too_large()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
+    # Counted before parsing: 463,000 tiny cards once held the event loop for 40 s before being refused.
+    cards = count_vcards(text)
+    if cards > MAX_CARDS:
+        raise HubSpotError(400, f"At most {MAX_CARDS} cards per call; the file holds {cards:,}",
+                           category="VALIDATION_ERROR")
     try:
-        drafts = parse_vcards(text)
+        # vobject is pure Python: a few thousand cards take a second, so not on the event loop.
+        drafts = await asyncio.to_thread(parse_vcards, text)
     except Exception as exc:  # noqa: BLE001  (vobject raises assorted parse errors)
-        raise HubSpotError(400, f"The file is not a valid vCard file: {exc}", category="VALIDATION_ERROR") from None
+        raise HubSpotError(400, f"The file is not a valid vCard file: {abridged(str(exc))}",
+                           category="VALIDATION_ERROR") from None
     if not drafts:
         raise HubSpotError(400, "The file holds no vCard", category="VALIDATION_ERROR")
     if len(drafts) > MAX_CARDS:
@@ -185,21 +204,15 @@ async def capture_qr(payload: QrCapture, auth: Auth, request: Request) -> Any:
     return JSON({"results": results})
 
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-
-
 def decode_qr_image(data: bytes) -> str:
-    """The text of the first QR code in a photo or screenshot (zxing-cpp through Pillow)."""
-    import io
+    """The text of the first QR code in a photo or screenshot (zxing-cpp through Pillow).
 
+    The image's size is read from its header and checked before any pixel is decoded: a 13,000 x 13,000
+    white PNG is 518 KB on the wire and 1.9 GB once decoded.
+    """
     import zxingcpp
-    from PIL import Image, UnidentifiedImageError
 
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"The image could not be read: {exc}") from None
+    image = load_image(data)
     found = [r for r in zxingcpp.read_barcodes(image) if r.valid and r.text]
     qr = [r for r in found if r.format == zxingcpp.BarcodeFormat.QRCode] or found
     if not qr:
@@ -208,9 +221,14 @@ def decode_qr_image(data: bytes) -> str:
 
 
 @router.post("/qr/image", response_model=None, responses=error_responses(400, 401, 403),
-             summary="Create or update a contact from a photo of a QR code (vCard or MECARD)")
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["image"],
+                 "properties": {"image": {"type": "string", "format": "binary"}, "platform": {"type": "string"}}}}}}},
+             summary="Create or update a contact from a photo of a QR code (vCard or MECARD)",
+             description="The picture (at most 10 MB and 40 megapixels) as the multipart part `image`.")
 async def capture_qr_image(request: Request, auth: Auth, dryRun: bool = False) -> Any:
-    form = await request.form(max_files=1, max_fields=5)
+    form = await capped(request, max_bytes=MAX_IMAGE_BYTES + MULTIPART_ALLOWANCE,
+                        too_large=_too_large).form(max_files=1, max_fields=5)
     try:
         upload = form.get("image") or form.get("file")
         if not isinstance(upload, UploadFile):
@@ -220,12 +238,15 @@ async def capture_qr_image(request: Request, auth: Auth, dryRun: bool = False) -
     finally:
         await form.close()
     if len(data) > MAX_IMAGE_BYTES:
-        raise HubSpotError(400, "The image is larger than 10 MB", category="VALIDATION_ERROR")
+        raise _too_large()
     try:
-        text = await asyncio.to_thread(decode_qr_image, data)
+        async with _image_slots(request):
+            text = await asyncio.to_thread(decode_qr_image, data)
         drafts = parse_qr_text(text)
+    except ImageRejected as exc:
+        raise HubSpotError(400, str(exc), category="VALIDATION_ERROR", sub_category="UNREADABLE_IMAGE") from None
     except Exception as exc:  # noqa: BLE001  (decoder and vobject raise assorted errors)
-        raise HubSpotError(400, str(exc), category="VALIDATION_ERROR") from None
+        raise HubSpotError(400, abridged(str(exc)), category="VALIDATION_ERROR") from None
     if dryRun:
         return JSON({"text": text, "results": [{"index": d.index, "properties": d.properties, "warnings": d.problems}
                                                for d in drafts]})
@@ -235,8 +256,6 @@ async def capture_qr_image(request: Request, auth: Auth, dryRun: bool = False) -
 
 # ---- business cards: a photo read by OCR into a draft, saved once the caller confirms it ----------
 
-# A multipart body is the image plus a few hundred bytes of headers and fields.
-MULTIPART_ALLOWANCE = 64 * 1024
 # What a card shows, plus the owner the app assigns (the rep who scanned): kept on an existing contact.
 CARD_PROPERTIES = ("firstname", "lastname", "jobtitle", "company", "email", "mobilephone", "phone", "website",
                    "lifecyclestage", "hubspot_owner_id")
@@ -250,13 +269,9 @@ def _too_large() -> HubSpotError:
 
 async def _image_from_request(request: Request) -> bytes:
     """The picture, from a multipart part `image` (or `file`) or from the raw body, within the size limit."""
-    declared = request.headers.get("content-length", "")
-    content_type = request.headers.get("content-type", "")
-    multipart = content_type.startswith("multipart/")
-    if declared.isdigit() and int(declared) > MAX_IMAGE_BYTES + (MULTIPART_ALLOWANCE if multipart else 0):
-        raise _too_large()
-    if multipart:
-        form = await request.form(max_files=1, max_fields=5)
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        form = await capped(request, max_bytes=MAX_IMAGE_BYTES + MULTIPART_ALLOWANCE,
+                            too_large=_too_large).form(max_files=1, max_fields=5)
         try:
             upload = form.get("image") or form.get("file")
             if not isinstance(upload, UploadFile):
@@ -266,14 +281,7 @@ async def _image_from_request(request: Request) -> bytes:
         finally:
             await form.close()
     else:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_IMAGE_BYTES:
-                raise _too_large()
-            chunks.append(chunk)
-        data = b"".join(chunks)
+        data = await read_capped(request, max_bytes=MAX_IMAGE_BYTES, too_large=_too_large)
     if len(data) > MAX_IMAGE_BYTES:
         raise _too_large()
     if not data:
@@ -281,7 +289,8 @@ async def _image_from_request(request: Request) -> bytes:
     return data
 
 
-def _ocr_slots(request: Request) -> asyncio.Semaphore:
+def _image_slots(request: Request) -> asyncio.Semaphore:
+    """Decoding and reading images is CPU work in threads: at most `ocr_at_once` at a time per process."""
     extras = request.app.state.runtime.extras
     if "ocr_slots" not in extras:
         extras["ocr_slots"] = asyncio.Semaphore(max(1, request.app.state.runtime.settings.ocr_at_once))
@@ -308,7 +317,7 @@ _CARD_IMAGE_REQUEST = {"requestBody": {"required": True, "content": {
 async def capture_business_card(request: Request, auth: Auth) -> Any:
     data = await _image_from_request(request)
     try:
-        async with _ocr_slots(request):
+        async with _image_slots(request):
             settings = request.app.state.runtime.settings
             lines = await asyncio.to_thread(read_card, data, languages=settings.ocr_languages,
                                             timeout=settings.ocr_timeout_seconds)
@@ -345,6 +354,28 @@ class BusinessCardConfirmation(BaseModel):
     platform: str | None = None
 
 
+async def _check_card_values(request: Request, account_id: int, properties: dict[str, str]) -> None:
+    """A value records-svc would drop (a lifecycle stage that is no option, an owner id that is no number)
+    refuses the confirmation, naming the property: the card is one contact the caller is looking at, and
+    saving it without the value would lose what they confirmed."""
+    try:
+        catalog = await _records(request).properties(account_id, "0-1")
+    except ServiceCallError as exc:
+        raise _records_failure(exc) from None
+    problems = []
+    for name, value in properties.items():
+        definition = catalog.get(name)
+        problem = check_cell(value, definition, date_format="YEAR_MONTH_DAY", number_format=number_format_for(None),
+                             time_zone=None) if definition else None
+        if problem:
+            problems.append((name, *problem))
+    if problems:
+        raise HubSpotError(400, "; ".join(f"{name}: {message}" for name, _, message in problems),
+                           category="VALIDATION_ERROR",
+                           errors=[{"message": message, "code": code, "context": {"propertyName": [name]}}
+                                   for name, code, message in problems])
+
+
 @router.post("/business-card/confirm", response_model=None, responses=error_responses(400, 401, 403, 502),
              summary="Save a confirmed business-card draft (create, or update the contact with that email)",
              description="`{properties, platform}` with the properties of `/business-card`'s draft as the caller "
@@ -371,6 +402,7 @@ async def confirm_business_card(payload: BusinessCardConfirmation, auth: Auth, r
         raise HubSpotError(400, "A contact needs at least an email or a name", category="VALIDATION_ERROR")
     platform = _platform(payload.platform)
     properties.setdefault("lifecyclestage", "lead")
+    await _check_card_values(request, auth.account_id, properties)
     draft = ContactDraft(index=0, properties=properties)
     if not properties.get("email"):
         draft.problems.append("No email: matched by name with phone or company only, and not associated with a "

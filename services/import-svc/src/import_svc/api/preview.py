@@ -86,6 +86,7 @@ async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
             raise _too_big()
         try:
             layout = await asyncio.to_thread(inspect, dest, file_name, None)
+            first_rows = await asyncio.to_thread(_head, dest, layout)
         except FileProblem as exc:
             raise HubSpotError(400, str(exc), category="VALIDATION_ERROR") from None
         try:
@@ -94,7 +95,6 @@ async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
             raise HubSpotError(400 if exc.status < 500 else 502, exc.message) from None
         header = layout.header or []
         width = len(header)
-        first_rows = [(line, cells) for line, cells in await asyncio.to_thread(_head, dest, layout)]
         columns = []
         mapped: list[tuple[int, dict[str, Any]] | None] = []
         mappings = []
@@ -123,9 +123,13 @@ async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
             "fileName": file_name, "fileFormat": layout.file_format, "encoding": layout.encoding,
             "delimiter": layout.delimiter, "totalRows": layout.data_rows, "dateFormat": date_format,
             "objectTypeIds": type_ids, "columns": columns, "columnMappings": mappings, "rows": rows,
+            "warnings": layout.warnings,
         }
         if dryRun:
-            body["dryRun"] = await asyncio.to_thread(_dry_run, dest, layout, width, mapped, options)
+            try:
+                body["dryRun"] = await asyncio.to_thread(_dry_run, dest, layout, width, mapped, options)
+            except FileProblem as exc:  # a spreadsheet is read whole only here (a cell too long, a cut file)
+                raise HubSpotError(400, str(exc), category="VALIDATION_ERROR") from None
         return FastJSONResponse(body)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
