@@ -27,7 +27,7 @@ from corral_gateway import health
 from corral_gateway.metrics import MetricsListener
 from corral_gateway.openapi import OpenAPIMerger
 from corral_gateway.proxy import PROXY_METHODS, proxy
-from corral_gateway.ratelimit import RateLimiter
+from corral_gateway.ratelimit import LocalRateLimiter, SharedRateLimiter, postgres_leases
 from corral_gateway.runtime import GatewayRuntime
 from corral_gateway.settings import GATEWAY_DIR, GatewaySettings
 from corral_gateway.tokens import TokenCache
@@ -97,7 +97,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         tokens = TokenCache(engine, ttl=settings.token_cache_ttl_seconds,
                             touch_interval=settings.last_used_interval_seconds)
         app.state.runtime = GatewayRuntime(
-            settings=settings, engine=engine, client=client, tokens=tokens, limiter=RateLimiter(),
+            settings=settings, engine=engine, client=client, tokens=tokens,
+            limiter=SharedRateLimiter(postgres_leases(engine)) if settings.shared_rate_limits else LocalRateLimiter(),
             openapi=OpenAPIMerger(client=client, backends=settings.backend_urls(),
                                   ttl=settings.openapi_cache_seconds, timeout=settings.readyz_timeout),
             backend_urls={name: httpx.URL(url) for name, url in settings.backend_urls().items()},

@@ -36,6 +36,12 @@ UPSTREAM_DURATION = histogram(
     ["backend"],
 )
 
+RATE_LIMIT_LEASES = counter(
+    "corral_gateway_rate_limit_leases",
+    "Slices of token quotas leased from the shared store, by outcome (granted, exhausted, store_unavailable)",
+    ["outcome"],
+)
+
 RETRY_BIND_SECONDS = 10.0
 
 

@@ -82,7 +82,7 @@ async def proxy(request: Request) -> Response:
     structlog.contextvars.bind_contextvars(account_id=record.account_id, token_id=record.id)
 
     # Every authenticated call counts, as at HubSpot, errors included.
-    decision = runtime.limiter.hit(
+    decision = await runtime.limiter.hit(
         record.id,
         per_10s=settings.rate_limit_per_10s if record.rate_limit_per_10s is None else record.rate_limit_per_10s,
         daily=settings.daily_limit if record.daily_limit is None else record.daily_limit,

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral_gateway.openapi import OpenAPIMerger
-from corral_gateway.ratelimit import RateLimiter
+from corral_gateway.ratelimit import LocalRateLimiter, SharedRateLimiter
 from corral_gateway.settings import GatewaySettings
 from corral_gateway.tokens import TokenCache
 
@@ -19,7 +19,7 @@ class GatewayRuntime:
     engine: AsyncEngine
     client: httpx.AsyncClient
     tokens: TokenCache
-    limiter: RateLimiter
+    limiter: SharedRateLimiter | LocalRateLimiter
     openapi: OpenAPIMerger
     # Parsed once: building an httpx.URL per request was a measurable share of the gateway's CPU.
     backend_urls: dict[str, httpx.URL]

@@ -30,6 +30,9 @@ class GatewaySettings(BaseServiceSettings):
     # HubSpot's private-app limits for Professional accounts; a token may carry its own (0 = unlimited).
     rate_limit_per_10s: int = 190
     daily_limit: int = 1_000_000
+    # Limits held across every replica through the gateway's Postgres (leased slices); false counts in each
+    # replica alone (one replica, or the ingress pinning each token to a replica).
+    shared_rate_limits: bool = True
 
     # Upstream timeouts. Read/write are per chunk, not per request, so a long streamed upload is fine.
     connect_timeout: float = 5.0
