@@ -17,52 +17,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from corral_devtools.benchkit import DirectAuth, check, ms, pct
+from corral_devtools.benchkit import DirectAuth, Sample, check, closed_loop, ms, pct
 from corral_devtools.suite import Suite, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CONTACTS = "/crm/v3/objects/contacts"
-
-
-@dataclass
-class Sample:
-    latencies: list[float] = field(default_factory=list)
-    elapsed: float = 0.0
-    errors: int = 0
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-
-async def closed_loop(http: httpx.AsyncClient, paths: list[str], *, concurrency: int, seconds: float,
-                      into: Sample) -> None:
-    stop_at = time.perf_counter() + seconds
-
-    async def worker(offset: int) -> None:
-        i = offset
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            response = await http.get(paths[i % len(paths)])
-            i += concurrency
-            if response.status_code == 200:
-                into.latencies.append(time.perf_counter() - started)
-            else:
-                into.errors += 1
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    into.elapsed += time.perf_counter() - began
 
 
 def start_local_gateway(suite: Suite) -> tuple[subprocess.Popen[bytes], str]:
@@ -106,7 +75,11 @@ async def measure(args: argparse.Namespace, suite: Suite, local_url: str) -> Non
                 {"ref": i, "properties": {"email": f"rate{i}@bench.example", "firstname": f"F{i}"}}
                 for i in range(200)]}), 200).json()
     ids = [r["id"] for r in seeded["results"]]
-    paths = [f"{CONTACTS}/{i}" for i in ids]
+    paths = itertools.cycle([("GET", f"{CONTACTS}/{i}", None) for i in ids])
+
+    def next_get() -> tuple[str, str, bytes | None]:
+        return next(paths)
+
     kinds = {
         "direct to records-svc": (suite.url("records-svc"), {"auth": DirectAuth(account_id)}),
         "gateway, unlimited token": (suite.gateway_url, {"headers": {"Authorization": f"Bearer {unlimited}"}}),
@@ -121,10 +94,10 @@ async def measure(args: argparse.Namespace, suite: Suite, local_url: str) -> Non
         for name in order:
             base, options = kinds[name]
             async with client(base, **options) as http:
-                await closed_loop(http, paths, concurrency=args.concurrency, seconds=0.5, into=Sample())  # warm
+                await closed_loop(http, next_get, concurrency=args.concurrency, seconds=0.5, into=Sample())  # warm
                 before = len(samples[name].latencies) + samples[name].errors
                 sample = samples[name]
-                await closed_loop(http, paths, concurrency=args.concurrency, seconds=args.seconds, into=sample)
+                await closed_loop(http, next_get, concurrency=args.concurrency, seconds=args.seconds, into=sample)
                 if "shared" in name:
                     shared_calls += len(sample.latencies) + sample.errors - before
             print(f"  round {round_number + 1} {name:<36} {sample.rate:8.0f} req/s so far", flush=True)

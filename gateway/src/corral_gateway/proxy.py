@@ -173,15 +173,13 @@ async def _forward(request: Request, runtime: GatewayRuntime, resolution: Resolu
                 log.info("backend connection dropped; sending again", backend=backend, attempt=attempt,
                          error=repr(exc))
                 continue
-            UPSTREAM_FAILURES.labels(backend, "broken").inc()
-            log.warning("backend connection failed", backend=backend, error=repr(exc))
-            return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
-                                         category="BAD_GATEWAY", headers=extra_headers)
+            failure: httpx.TransportError = exc
         except httpx.TransportError as exc:
-            UPSTREAM_FAILURES.labels(backend, "broken").inc()
-            log.warning("backend connection failed", backend=backend, error=repr(exc))
-            return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
-                                         category="BAD_GATEWAY", headers=extra_headers)
+            failure = exc
+        UPSTREAM_FAILURES.labels(backend, "broken").inc()
+        log.warning("backend connection failed", backend=backend, error=repr(failure))
+        return errors.error_response(502, f"The {name} closed the connection unexpectedly.",
+                                     category="BAD_GATEWAY", headers=extra_headers)
     UPSTREAM_DURATION.labels(backend).observe(time.perf_counter() - started)
 
     headers_out = _filter_headers(upstream.headers.raw, DROP_FROM_UPSTREAM) + [

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -42,3 +45,44 @@ class DirectAuth(httpx.Auth):
             self._headers, self._signed_at = self._sign(), time.monotonic()
         request.headers.update(self._headers)
         yield request
+
+
+@dataclass
+class Sample:
+    """Latencies (s) and wall time of one kind of request, possibly over several slots."""
+
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    errors: int = 0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else float("nan")
+
+    def p(self, q: float) -> float:
+        return pct(self.latencies, q)
+
+
+async def closed_loop(http: httpx.AsyncClient, make_request: Callable[[], tuple[str, str, bytes | None]], *,
+                      concurrency: int, seconds: float, into: Sample) -> None:
+    """`concurrency` workers each send one request after another for `seconds`; answers >= 300 are errors."""
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < stop_at:
+            method, path, body = make_request()
+            t0 = time.perf_counter()
+            try:
+                response = await http.request(method, path, content=body,
+                                              headers={"content-type": "application/json"} if body else None)
+                ok = response.status_code < 300
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                into.latencies.append(time.perf_counter() - t0)
+            else:
+                into.errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    into.elapsed += time.perf_counter() - started
