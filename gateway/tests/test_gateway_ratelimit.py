@@ -166,13 +166,14 @@ async def test_two_gateway_processes_share_a_tokens_limit(gateway, tmp_path, gat
     second = start_gateway(tmp_path, "second", gateway_db_url, {n: s.url for n, s in upstreams.items()})
     try:
         token = await make_token(rate_limit=10)
-        statuses = []
+        statuses, bodies = [], []
         for i in range(30):
             target = gateway.url if i % 2 else second.url
             response = await client.get(f"{target}/crm/v3/objects/contacts", headers=token.headers)
             statuses.append(response.status_code)
+            bodies.append(response.text[:200])
             if response.status_code == 429:
                 assert response.json()["policyName"] == "TEN_SECONDLY_ROLLING"
-        assert statuses.count(200) == 10 and statuses.count(429) == 20, statuses
+        assert statuses.count(200) == 10 and statuses.count(429) == 20, (statuses, bodies)
     finally:
         stop_gateway(second)
