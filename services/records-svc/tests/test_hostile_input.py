@@ -161,3 +161,12 @@ async def test_concurrent_upserts_of_the_same_new_emails_all_succeed(api: httpx.
             "filterGroups": [{"filters": [{"propertyName": "email", "operator": "IN", "values": emails}]}],
             "limit": 200})
         assert found.json()["total"] == 100
+
+
+@pytest.mark.parametrize("value", [BIG, BIGINT_PLUS_ONE, "²", "12²"])
+async def test_search_values_that_are_no_ids_are_400(api: httpx.AsyncClient, value: str) -> None:
+    for filters in ([{"propertyName": "hs_object_id", "operator": "EQ", "value": value}],
+                    [{"propertyName": "associations.company", "operator": "EQ", "value": value}],
+                    [{"propertyName": "associations.company", "operator": "IN", "values": ["1", value]}]):
+        response = await api.post("/crm/v3/objects/contacts/search", json={"filterGroups": [{"filters": filters}]})
+        assert_400(response)

@@ -254,10 +254,10 @@ async def merge_cluster(*, account_id: int, request: ClusterMergeRequest, record
                         sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
     """Merge every record of a cluster into one new record in one step: one merge row, one apply in
     records-svc (one transaction), one `record.merged` event; unmerge restores them all."""
-    primary_id = parse_id(request.primary_id, "primaryObjectId")
+    primary_id = parse_id(request.primary_id, field="primaryObjectId", what="record id")
     if not request.secondary_ids or len(request.secondary_ids) >= MAX_CLUSTER:
         raise HubSpotError(400, f"objectIdsToMerge must list 1 to {MAX_CLUSTER - 1} records")
-    secondary_ids = [parse_id(v, f"objectIdsToMerge[{i}]") for i, v in enumerate(request.secondary_ids)]
+    secondary_ids = [parse_id(v, field=f"objectIdsToMerge[{i}]", what="record id") for i, v in enumerate(request.secondary_ids)]
     everyone = [primary_id, *secondary_ids]
     repeated = sorted({i for i in everyone if everyone.count(i) > 1})
     if repeated:

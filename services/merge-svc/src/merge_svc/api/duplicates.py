@@ -9,6 +9,7 @@ from crm_common.auth import require_scope
 from crm_common.contracts.merges import DuplicateCheckRequest, DuplicateCheckResponse
 from crm_common.db import transaction
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import parse_after, parse_id
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,7 +158,7 @@ async def list_suggestions(auth: Auth, records: Records, sessions: Sessions, obj
     object_type = await service.resolve_type(account_id=auth.account_id, object_type=objectType, records=records)
     async with transaction(sessions) as session:
         page = await service.suggestions(account_id=auth.account_id, object_type=object_type, min_score=minScore,
-                                         after=_id(after, "after") if after else 0, limit=limit, session=session)
+                                         after=parse_after(after), limit=limit, session=session)
     return FastJSONResponse(page)
 
 
@@ -192,7 +193,4 @@ async def internal_check(payload: DuplicateCheckRequest, auth: Auth, records: Re
 
 
 def _id(value: str, field: str) -> int:
-    text_value = value.strip()
-    if not text_value.isdigit() or len(text_value) > 18:
-        raise HubSpotError(400, f"{field} must be an id (an integer); got {value!r}")
-    return int(text_value)
+    return parse_id(value, field=field)

@@ -14,6 +14,7 @@ from typing import Any
 
 from crm_common.cloudevents import CloudEvent
 from crm_common.consumer import Subscription
+from crm_common.inputs import as_id
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.contracts.records import RecordsClient
@@ -26,7 +27,7 @@ ROUTING_KEYS = ("record.created", "record.updated", "record.archived", "record.r
 
 
 def _ids(*values: Any) -> list[int]:
-    return [int(v) for v in values if v is not None and str(v).isdigit()]
+    return [found for v in values if v is not None and (found := as_id(str(v))) is not None]
 
 
 async def _current(records: RecordsClient, account_id: int, type_id: str, settings: MatchingSettings,

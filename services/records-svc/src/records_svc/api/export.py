@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from crm_common.contracts.records import MAX_EXPORT_IDS, MAX_EXPORT_PAGE, ExportPage
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.inputs import as_id
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query
 from sqlalchemy import text
@@ -47,7 +48,7 @@ async def export_records(
     params: dict[str, Any] = {"a": auth.account_id, "t": object_type.id, "after": after, "limit": limit + 1,
                               **{f"p{i}": n for i, n in enumerate(names)}}
     if ids is not None:
-        wanted = [int(v) for v in ids.split(",") if v.strip().isdigit()]
+        wanted = [found for v in ids.split(",") if (found := as_id(v)) is not None]
         if len(wanted) > MAX_EXPORT_IDS:
             raise HubSpotError(400, f"At most {MAX_EXPORT_IDS} ids per call")
         id_filter = "AND id = ANY(:ids)"

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from crm_common.inputs import abridged, as_id
+
 from records_svc.domain.object_types import ObjectType
 from records_svc.domain.properties import InvalidValue, PropertyDefinition, normalize_value
 
@@ -238,8 +240,8 @@ class SearchCompiler:
 
         text = str(raw).strip()
         if kind == "number":
-            if not text.lstrip("-").isdigit():
-                raise SearchError(f"{raw!r} is not a valid value for {name}: expected an integer id", name)
+            if as_id(text.removeprefix("-")) is None:
+                raise SearchError(f"{abridged(raw)!r} is not a valid value for {name}: expected an integer id", name)
             return int(text)
         try:
             return datetime.fromisoformat(normalize_datetime(text).replace("Z", "+00:00"))
@@ -262,9 +264,10 @@ class SearchCompiler:
         raw_values = f.values if op in ("IN", "NOT_IN") else [self._required_value(f)]
         ids = []
         for v in raw_values or []:
-            if not str(v).strip().isdigit():
-                raise SearchError(f"{v!r} is not a record id in {f.propertyName}", f.propertyName)
-            ids.append(int(str(v).strip()))
+            record_id = as_id(str(v))
+            if record_id is None:
+                raise SearchError(f"{abridged(v)!r} is not a record id in {f.propertyName}", f.propertyName)
+            ids.append(record_id)
         exists = (f"EXISTS (SELECT 1 FROM associations a WHERE a.from_id = r.id AND a.to_object_type_id = {t} "
                   f"AND a.to_id = ANY(CAST({self.params.add(ids)} AS bigint[])))")
         return exists if op in ("EQ", "IN") else f"NOT {exists}"
