@@ -36,6 +36,11 @@ SYNC_UNREACHABLE = ("Companies cannot be merged right now: the Salesforce sync s
                     "(sync service unreachable); retry shortly")
 
 
+def _plural(type_id: str, fallback: str) -> str:
+    standard = STANDARD_BY_ID.get(type_id)
+    return standard.name if standard else fallback
+
+
 @dataclass
 class MergeRequest:
     object_type: str
@@ -90,8 +95,7 @@ async def prepare(*, account_id: int, request: MergeRequest, records: RecordsCli
     except PlanError as exc:
         raise HubSpotError(400, str(exc)) from None
     # Events and history name standard types by their plural, whatever spelling the path used.
-    object_type = str(primary.get("objectType") or (STANDARD_BY_ID[type_id].name if type_id in STANDARD_BY_ID
-                                                             else request.object_type))
+    object_type = str(primary.get("objectType") or _plural(type_id, request.object_type))
     return PreparedMerge(object_type_id=type_id, object_type=object_type, primary=primary, secondary=secondary,
                          plan=plan, merges_involved=involved)
 
@@ -297,7 +301,7 @@ async def merge_cluster(*, account_id: int, request: ClusterMergeRequest, record
                                       properties_to_keep=request.properties_to_keep, overrides=overrides)
         except PlanError as exc:
             raise HubSpotError(400, str(exc)) from None
-        object_type = str(primary.get("objectType") or STANDARD_NAMES.get(type_id, request.object_type))
+        object_type = str(primary.get("objectType") or _plural(type_id, request.object_type))
         async with transaction(sessionmaker) as session:
             merge_id = await repository.insert_pending(
                 session, account_id=account_id, object_type_id=type_id, object_type=object_type,
