@@ -22,7 +22,7 @@ PRODUCERS = [
     ROOT / "services/import-svc/src/import_svc/mapping.py",
     ROOT / "services/import-svc/src/import_svc/values.py",
 ]
-CODE_SITES = re.compile(r'(?:InvalidValue|RowError|CouldNotParse|errors\.add\(line,|return)\(?\s*"([A-Z][A-Z_]+)"')
+CODE_SITES = re.compile(r'(?:InvalidValue|RowError|CouldNotParse|\.error\(line,|return)\(?\s*"([A-Z][A-Z_]+)"')
 
 
 def sdk_error_types() -> set[str]:

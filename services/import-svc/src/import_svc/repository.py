@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from crm_common.inputs import printable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,8 @@ RUNNABLE_STATES = ("STARTED", "DEFERRED", "PROCESSING")
 FINAL_STATES = ("DONE", "FAILED", "CANCELED", "REVERTED")
 # Claims are serialised by this advisory lock so "at most N processing per account" holds across replicas.
 CLAIM_LOCK = 7_102_001
+# Each worker holds (LIVENESS_LOCKS, hashtext(owner)) for as long as its process lives.
+LIVENESS_LOCKS = 7_102_002
 
 
 async def active_count(session: AsyncSession, account_id: int) -> int:
@@ -113,17 +116,45 @@ async def set_state(session: AsyncSession, import_id: int, state: str, *, comple
     return dict(row)
 
 
+async def reclaim_from_dead_owners(session: AsyncSession, *, owner: str) -> int:
+    """Imports whose owner's process is gone (its liveness lock is free) become claimable at once.
+
+    A live worker holds its lock for its whole life, so taking the same lock here succeeds only when the
+    owner died (kill -9, a lost node: the database ended its session). The lease is only the fallback.
+    """
+    owners = (await session.execute(text("""
+        SELECT DISTINCT lease_owner FROM imports
+        WHERE state = 'PROCESSING' AND lease_owner IS NOT NULL AND lease_owner <> :me AND lease_until >= now()"""),
+        {"me": owner})).scalars().all()
+    dead = [o for o in owners if (await session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:c, hashtext(:o))"), {"c": LIVENESS_LOCKS, "o": o})).scalar()]
+    if not dead:
+        return 0
+    result = await session.execute(text("""
+        UPDATE imports SET lease_owner = NULL, lease_until = now(), updated_at = now()
+        WHERE state = 'PROCESSING' AND lease_owner = ANY(:dead)"""), {"dead": dead})
+    return result.rowcount or 0
+
+
+# Live imports of the candidate's account (other than itself), for the per-account limit and fairness.
+_RUNNING_IN_ACCOUNT = """(SELECT count(*) FROM imports p WHERE p.account_id = i.account_id AND p.id <> i.id
+                          AND p.state = 'PROCESSING' AND p.lease_until >= now())"""
+_CLAIMABLE = "(i.state IN ('STARTED', 'DEFERRED') OR (i.state = 'PROCESSING' AND i.lease_until < now()))"
+
+
 async def claim_next(session: AsyncSession, *, owner: str, lease_seconds: float, per_account: int
                      ) -> dict[str, Any] | None:
-    """The oldest runnable import whose account has a free slot, leased to `owner`."""
+    """A runnable import whose account has a free slot, leased to `owner`.
+
+    The account running the fewest imports goes first, then the import waiting longest: an import
+    handed back for another account's turn (updated just now) queues behind the ones that waited.
+    """
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
-    row = (await session.execute(text("""
+    row = (await session.execute(text(f"""
         WITH candidate AS (
             SELECT i.id FROM imports i
-            WHERE (i.state IN ('STARTED', 'DEFERRED') OR (i.state = 'PROCESSING' AND i.lease_until < now()))
-              AND (SELECT count(*) FROM imports p WHERE p.account_id = i.account_id AND p.id <> i.id
-                     AND p.state = 'PROCESSING' AND p.lease_until >= now()) < :per_account
-            ORDER BY (i.state = 'DEFERRED'), i.id
+            WHERE {_CLAIMABLE} AND {_RUNNING_IN_ACCOUNT} < :per_account
+            ORDER BY {_RUNNING_IN_ACCOUNT}, i.updated_at, i.id
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         )
@@ -145,10 +176,24 @@ async def defer_waiting(session: AsyncSession, per_account: int) -> None:
                  AND p.lease_until >= now()) >= :n"""), {"n": per_account})
 
 
+async def another_account_starves(session: AsyncSession, account_id: int) -> bool:
+    """Whether an import of another account waits to run while that account runs none."""
+    return bool((await session.execute(text(f"""
+        SELECT EXISTS (SELECT 1 FROM imports i WHERE i.account_id <> :a AND {_CLAIMABLE}
+                         AND {_RUNNING_IN_ACCOUNT} = 0)"""), {"a": account_id})).scalar())
+
+
 async def get_checkpoint(session: AsyncSession, import_id: int) -> dict[str, Any]:
     row = (await session.execute(text("SELECT * FROM import_checkpoints WHERE import_id = :i"),
                                  {"i": import_id})).mappings().first()
-    return dict(row) if row else {"file_position": 0, "rows_done": 0, "batches": 0, "counters": {}}
+    return dict(row) if row else {"file_position": 0, "rows_done": 0, "batches": 0, "counters": {},
+                                  "batch_size": None, "parallel_calls": None, "failed_attempts": 0}
+
+
+async def pin_batching(session: AsyncSession, import_id: int, *, batch_size: int, parallel_calls: int) -> None:
+    await session.execute(text("""
+        UPDATE import_checkpoints SET batch_size = :b, parallel_calls = :p
+        WHERE import_id = :i AND batch_size IS NULL"""), {"b": batch_size, "p": parallel_calls, "i": import_id})
 
 
 async def lock_for_checkpoint(session: AsyncSession, import_id: int, owner: str) -> bool:
@@ -162,7 +207,7 @@ async def save_checkpoint(session: AsyncSession, import_id: int, *, file_positio
                           batches: int, counters: dict[str, int], lease_seconds: float) -> None:
     await session.execute(text("""
         UPDATE import_checkpoints SET file_position = :p, rows_done = :r, batches = :b, counters = CAST(:c AS jsonb),
-               inflight_at = NULL, updated_at = now() WHERE import_id = :i"""),
+               failed_attempts = 0, updated_at = now() WHERE import_id = :i"""),
         {"p": file_position, "r": rows_done, "b": batches, "c": orjson.dumps(counters).decode(), "i": import_id})
     await session.execute(text("""
         UPDATE imports SET lease_until = now() + make_interval(secs => :lease), updated_at = now() WHERE id = :i"""),
@@ -176,16 +221,17 @@ async def release_lease(session: AsyncSession, import_id: int, *, retry_in: floa
         WHERE id = :i"""), {"s": retry_in, "i": import_id})
 
 
+async def count_attempt(session: AsyncSession, import_id: int, *, failed: bool) -> int:
+    """How many attempts in a row failed on the current batch, this one counted when `failed`."""
+    return int((await session.execute(text("""
+        UPDATE import_checkpoints SET failed_attempts = failed_attempts + CASE WHEN :f THEN 1 ELSE 0 END
+        WHERE import_id = :i RETURNING failed_attempts"""), {"f": failed, "i": import_id})).scalar_one())
+
+
 async def release_owned(session: AsyncSession, owner: str) -> None:
     await session.execute(text("""
         UPDATE imports SET lease_owner = NULL, lease_until = now(), updated_at = now()
         WHERE lease_owner = :o AND state = 'PROCESSING'"""), {"o": owner})
-
-
-async def mark_inflight(session: AsyncSession, import_id: int) -> None:
-    """Written before a batch's records calls: a replay after a crash knows since when to look."""
-    await session.execute(text("UPDATE import_checkpoints SET inflight_at = now() WHERE import_id = :i"),
-                          {"i": import_id})
 
 
 async def insert_errors(session: AsyncSession, import_id: int, errors: list[dict[str, Any]]) -> None:
@@ -196,7 +242,15 @@ async def insert_errors(session: AsyncSession, import_id: int, errors: list[dict
                                    column_number, column_name, object_type_id, row_data)
         VALUES (:import_id, :file_id, :line_number, :error_type, :message, :invalid_value, :column_number,
                 :column_name, :object_type_id, CAST(:row_data AS jsonb))"""),
-        [{**e, "import_id": import_id, "row_data": orjson.dumps(e.get("row_data") or []).decode()} for e in errors])
+        [_storable_error(import_id, e) for e in errors])
+
+
+def _storable_error(import_id: int, error: dict[str, Any]) -> dict[str, Any]:
+    """An error row Postgres can store: a NUL or unpaired surrogate in the file is shown as its escape."""
+    return {**error, "import_id": import_id, "message": printable(error["message"] or ""),
+            "invalid_value": printable(error["invalid_value"]) if error.get("invalid_value") is not None else None,
+            "column_name": printable(error["column_name"]) if error.get("column_name") is not None else None,
+            "row_data": orjson.dumps([printable(str(c)) for c in error.get("row_data") or []]).decode()}
 
 
 async def list_errors(session: AsyncSession, import_id: int, *, after: int, limit: int) -> list[dict[str, Any]]:

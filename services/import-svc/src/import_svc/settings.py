@@ -1,3 +1,5 @@
+from typing import Literal
+
 from crm_common.settings import DEFAULT_PG_URL, BaseServiceSettings
 from pydantic_settings import SettingsConfigDict
 
@@ -34,9 +36,14 @@ class Settings(BaseServiceSettings):
     worker_lease_seconds: float = 120.0
     worker_retry_seconds: float = 15.0
     max_processing_per_account: int = 3
-    # Fault injection for the crash tests: the worker dies right after the records call of this
-    # batch (1-based), before its checkpoint. Never set in a deployment.
+    # A batch records-svc keeps failing on (500, not an outage) fails the import after this many attempts.
+    worker_max_failed_attempts: int = 5
+    # Fault injection for the crash tests: the worker dies at this stage of this batch (1-based): before
+    # its records calls, after them (before the checkpoint) or after its checkpoint; the whole process
+    # with SIGKILL when worker_crash_kills_process is set. Never set in a deployment.
     worker_crash_after_batches: int | None = None
+    worker_crash_stage: Literal["before_call", "after_call", "after_checkpoint"] = "after_call"
+    worker_crash_kills_process: bool = False
 
     # Uploaded files are deleted this many days after their import ended (DONE, FAILED, CANCELED, REVERTED);
     # its status, counters and errors stay. Every replica's worker looks for such files this often.

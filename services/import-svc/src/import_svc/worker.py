@@ -1,16 +1,24 @@
 """The import worker: claims imports with FOR UPDATE SKIP LOCKED and runs them batch by batch.
 
 A batch's error rows and the checkpoint after it (position + counters) commit together, so after
-a crash the next owner (any replica, once the lease has expired) starts at the first row that was
-not checkpointed. The records calls of that batch may have happened already; they are idempotent
-by key, so sending them again writes nothing twice.
+a crash the next owner starts at the first row that was not checkpointed. The records calls of that
+batch may have happened already: they carry batch keys, records-svc answers them as it did the first
+time, and the batch ends exactly as it would have. The batch size and the split of large calls are
+pinned in the checkpoint when the import first runs, so every replay has the same rows and keys.
+
+A worker holds a Postgres advisory lock for as long as its process lives. An import whose owner's lock
+is free (the process was killed) is taken over at once by any worker, without waiting for its lease.
+Claims go to the account running the fewest imports, and a full worker hands a running import back
+after its batch when another account's import waits with none running, so no account starves another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import signal
 import time
 import uuid
 from collections import Counter
@@ -18,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 from crm_common.app import ServiceRuntime
 from crm_common.cloudevents import CloudEvent
@@ -25,6 +34,7 @@ from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.db import transaction
 from crm_common.observability import tracing
 from crm_common.outbox import add_event
+from crm_common.settings import to_plain_url
 
 from import_svc import metrics, repository
 from import_svc.files import FileLayout, FileProblem, batches, inspect
@@ -57,7 +67,9 @@ class ImportWorker:
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._stopping = False
+        self._crashed = False
         self._sweeper: asyncio.Task[None] | None = None
+        self._liveness: asyncpg.Connection | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="import-worker")
@@ -72,10 +84,31 @@ class ImportWorker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        # A graceful stop (a rolling deploy) hands its imports over at once instead of at lease expiry.
-        with contextlib.suppress(Exception):
-            async with transaction(self.runtime.sessionmaker) as session:
-                await repository.release_owned(session, self.owner)
+        if not self._crashed:
+            # A graceful stop (a rolling deploy) hands its imports over at once instead of at lease expiry.
+            with contextlib.suppress(Exception):
+                async with transaction(self.runtime.sessionmaker) as session:
+                    await repository.release_owned(session, self.owner)
+        await self._drop_liveness()
+
+    async def _hold_liveness(self) -> None:
+        """This process's advisory lock, held on a connection of its own for as long as the process lives."""
+        if self._liveness is not None and not self._liveness.is_closed():
+            return
+        self._liveness = await asyncpg.connect(to_plain_url(self.settings.database_url))
+        await self._liveness.execute("SELECT pg_advisory_lock($1, hashtext($2))", repository.LIVENESS_LOCKS,
+                                     self.owner)
+
+    async def _drop_liveness(self) -> None:
+        if self._liveness is not None:
+            self._liveness.terminate()
+            self._liveness = None
+
+    def _crash(self) -> None:
+        """Fault injection: die here, as a kill -9 would (the process itself, or this worker in a test)."""
+        if self.settings.worker_crash_kills_process:
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise SimulatedCrash()
 
     def wake(self) -> None:
         self._wake.set()
@@ -85,7 +118,9 @@ class ImportWorker:
             try:
                 await self._slots.acquire()
                 try:
+                    await self._hold_liveness()
                     async with transaction(self.runtime.sessionmaker) as session:
+                        await repository.reclaim_from_dead_owners(session, owner=self.owner)
                         job = await repository.claim_next(
                             session, owner=self.owner, lease_seconds=self.settings.worker_lease_seconds,
                             per_account=self.settings.max_processing_per_account)
@@ -175,6 +210,11 @@ class ImportWorker:
         except SimulatedCrash:
             log.warning("simulated crash", import_id=import_id)
             self._stopping = True
+            self._crashed = True
+            for task in (self._task, self._sweeper, *self._running):
+                if task and task is not asyncio.current_task():
+                    task.cancel()
+            await self._drop_liveness()
         except FileProblem as exc:
             # The file broke off part-way (the rows before were imported and stay): say where.
             log.warning("import file unreadable", import_id=import_id, error=str(exc))
@@ -182,24 +222,33 @@ class ImportWorker:
         except asyncio.CancelledError:
             raise
         except ServiceCallError as exc:
-            if exc.status >= 500 or exc.status in (409, 429):
-                # records-svc is down or overloaded: keep the checkpoint, let a worker retry later.
+            if exc.transient:
+                # records-svc is down, overloaded or failing on this batch: keep the checkpoint and let a
+                # worker retry later; a batch it keeps failing on (500) fails the import in the end.
                 log.warning("records-svc unavailable; import retried later", import_id=import_id, error=str(exc))
-                await self._retry_later(import_id)
+                await self._retry_later(import_id, failure=exc.message if exc.status == 500 else None)
             else:
                 log.exception("import failed", import_id=import_id, error=repr(exc))
                 await self._fail(import_id, f"records-svc refused a batch: {exc.message}")
         except Exception as exc:
+            # The message names the failure, never its SQL or values (they are in the log).
             log.exception("import failed", import_id=import_id, error=repr(exc))
-            await self._fail(import_id, f"Internal error: {exc}")
+            await self._fail(import_id, f"Internal error ({type(exc).__name__}); the rows imported so far stay, "
+                                        "and the service's log has the details")
         finally:
             self._slots.release()
             self._wake.set()
 
-    async def _retry_later(self, import_id: int) -> None:
+    async def _retry_later(self, import_id: int, *, failure: str | None) -> None:
+        """Hands the import back for a later attempt, or fails it when records-svc kept failing on this batch."""
         async with transaction(self.runtime.sessionmaker) as session:
-            if await repository.lock_for_checkpoint(session, import_id, self.owner):
+            if not await repository.lock_for_checkpoint(session, import_id, self.owner):
+                return
+            attempts = await repository.count_attempt(session, import_id, failed=failure is not None)
+            if attempts < self.settings.worker_max_failed_attempts:
                 await repository.release_lease(session, import_id, retry_in=self.settings.worker_retry_seconds)
+                return
+        await self._fail(import_id, f"records-svc failed {attempts} times on the same batch: {failure}")
 
     async def _fail(self, import_id: int, message: str) -> None:
         async with transaction(self.runtime.sessionmaker) as session:
@@ -223,12 +272,22 @@ class ImportWorker:
         except InvalidImportRequest as exc:
             await self._fail(import_id, str(exc))
             return
+        if checkpoint["batch_size"] is None:
+            # Pinned on the first run: a replay after a crash (or on a replica set up otherwise) cuts the same
+            # batches and splits their calls alike, so every batch key names the same rows.
+            checkpoint["batch_size"] = self.settings.worker_batch_size
+            checkpoint["parallel_calls"] = self.settings.records_parallel_calls
+            async with transaction(self.runtime.sessionmaker) as session:
+                await repository.pin_batching(session, import_id, batch_size=checkpoint["batch_size"],
+                                              parallel_calls=checkpoint["parallel_calls"])
         ctx = JobContext(import_id=import_id, account_id=job["account_id"], plan=plan, records=self.records,
                          catalogs={}, number_format=number_format_for(plan.number_format),
-                         time_zone=zone(plan.time_zone))
+                         time_zone=zone(plan.time_zone), parallel_calls=checkpoint["parallel_calls"])
         try:
             await self._prepare_properties(ctx)
         except ServiceCallError as exc:
+            if exc.transient:
+                raise  # records-svc away: paused like any batch
             await self._fail(import_id, f"Could not read the properties: {exc.message}")
             return
         bound_files: list[BoundFile] = []
@@ -251,7 +310,7 @@ class ImportWorker:
                 continue
             skip = int(checkpoint["rows_done"]) if step == checkpoint["file_position"] else 0
             rows_done = skip
-            iterator = batches(bound.path, bound.layout, size=self.settings.worker_batch_size, skip_data_rows=skip,
+            iterator = batches(bound.path, bound.layout, size=checkpoint["batch_size"], skip_data_rows=skip,
                                has_header=bound.plan.has_header)
             upcoming = _read_ahead(iterator)
             while True:
@@ -260,20 +319,14 @@ class ImportWorker:
                     break
                 # The next batch is parsed (CSV, or an XLSX sheet's XML) while this one is written.
                 upcoming = _read_ahead(iterator)
-                # A batch that was in flight when the last owner died is sent again; records it wrote
-                # then come back UNCHANGED, and their timestamps tell the counters what really happened.
-                ctx.replay_since = checkpoint.get("inflight_at")
-                checkpoint["inflight_at"] = None
-                async with transaction(self.runtime.sessionmaker) as session:
-                    await repository.mark_inflight(session, import_id)
+                batches_done += 1
+                self._crash_point("before_call", batches_done)
                 batch_started = time.perf_counter()
                 with tracing.continued_span("import batch", traceparent=None, tracer_name="import_svc.worker",
                                             attributes={"corral.import.rows": len(batch)}):
                     outcome = await process_batch(ctx, bound, batch)
                 metrics.count_batch(outcome.counters, time.perf_counter() - batch_started)
-                batches_done += 1
-                if self.settings.worker_crash_after_batches and batches_done >= self.settings.worker_crash_after_batches:
-                    raise SimulatedCrash()
+                self._crash_point("after_call", batches_done)
                 counters.update(outcome.counters)
                 rows_done += len(batch)
                 async with transaction(self.runtime.sessionmaker) as session:
@@ -284,6 +337,9 @@ class ImportWorker:
                     await repository.save_checkpoint(session, import_id, file_position=step, rows_done=rows_done,
                                                      batches=batches_done, counters=dict(counters),
                                                      lease_seconds=self.settings.worker_lease_seconds)
+                self._crash_point("after_checkpoint", batches_done)
+                if await self._should_yield(import_id, job["account_id"]):
+                    return
             async with transaction(self.runtime.sessionmaker) as session:
                 if not await repository.lock_for_checkpoint(session, import_id, self.owner):
                     return
@@ -297,6 +353,23 @@ class ImportWorker:
             await add_event(session, import_event("import.completed", row, counters=dict(counters)))
         metrics.FINISHED.labels("DONE").inc()
         log.info("import done", import_id=import_id, counters=dict(counters))
+
+    def _crash_point(self, stage: str, batch: int) -> None:
+        if self.settings.worker_crash_after_batches == batch and self.settings.worker_crash_stage == stage:
+            self._crash()
+
+    async def _should_yield(self, import_id: int, account_id: int) -> bool:
+        """Between batches, a full worker hands this import back when another account's import starves."""
+        if not self._slots.locked():
+            return False
+        async with transaction(self.runtime.sessionmaker) as session:
+            if not await repository.another_account_starves(session, account_id):
+                return False
+            if not await repository.lock_for_checkpoint(session, import_id, self.owner):
+                return True
+            await repository.release_lease(session, import_id, retry_in=0)
+        log.info("import handed back for another account's turn", import_id=import_id)
+        return True
 
     async def _prepare_properties(self, ctx: JobContext) -> None:
         """Each mapped type's properties, after creating the custom ones the request asks for."""

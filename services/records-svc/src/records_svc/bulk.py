@@ -33,6 +33,8 @@ from records_svc.service import (
 
 OPERATIONS = frozenset({"CREATE", "UPDATE", "UPSERT"})
 
+COMPANY = "0-2"
+
 
 @dataclass
 class BulkRow:
@@ -144,7 +146,10 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
     object_type = catalog.object_type
     namespaces = catalog.unique_namespaces()
     key_namespace = None
-    if id_property and id_property != "hs_object_id":
+    # A company's domain is its import key but not unique (HubSpot lets two companies share one): rows
+    # keyed by domain find the oldest company with it, or create it under a lock on the domain.
+    by_domain = id_property == "domain" and object_type.id == COMPANY
+    if id_property and id_property != "hs_object_id" and not by_domain:
         key_namespace = namespaces.get(id_property)
         if key_namespace is None:
             raise ValueError(f"{id_property} is not a unique property of {object_type.name}")
@@ -164,6 +169,9 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
                     result.errors.append(RowError("INVALID_OBJECT_ID", f"{raw_key} is not a record id",
                                                   "hs_object_id", str(raw_key)))
                     continue
+            elif by_domain:
+                # An invalid or missing domain leaves the row keyless: it creates a company without one.
+                key = props.get("domain") or None
             elif row.id is not None:
                 try:
                     key_value = normalize_value(catalog.properties[id_property], row.id)
@@ -200,6 +208,13 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
             found = await repository.existing_record_ids(session, account_id, object_type.id, [int(k) for k in keys])
             for unit in keyed:
                 unit.record_id = int(unit.key) if unit.key and int(unit.key) in found else None
+        elif by_domain:
+            # Two imports creating the same domain's company at once: the second waits for the first and
+            # finds its company. Locks are taken in one order, so concurrent batches cannot deadlock.
+            await repository.lock_domains(session, account_id, keys)
+            companies = await repository.companies_by_domain(session, account_id, keys)
+            for unit in keyed:
+                unit.record_id = (companies.get(unit.key or "") or [None])[0]
         elif key_namespace:
             owners = await repository.resolve_unique_values(session, account_id, object_type.id, key_namespace, keys)
             for unit in keyed:

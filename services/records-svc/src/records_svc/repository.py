@@ -746,6 +746,14 @@ async def set_properties(session: AsyncSession, updates: list[tuple[int, dict[st
          "sid": source_id})
 
 
+async def lock_domains(session: AsyncSession, account_id: int, domains: list[str]) -> None:
+    """Locks company domains until the transaction ends, in sorted order (no deadlock between batches)."""
+    await session.execute(
+        text("SELECT count(pg_advisory_xact_lock(hashtextextended('company-domain:' || d, :a))) "
+             "FROM (SELECT DISTINCT unnest(CAST(:d AS text[])) AS d ORDER BY 1) AS sorted"),
+        {"a": account_id, "d": domains})
+
+
 async def companies_by_domain(session: AsyncSession, account_id: int, domains: list[str]) -> dict[str, list[int]]:
     rows = await session.execute(
         text("""
@@ -925,3 +933,32 @@ async def associations_between_pairs(session: AsyncSession, account_id: int,
     for r in rows:
         out.setdefault((r.from_id, r.to_id), []).append((r.category, r.type_id))
     return out
+
+
+# --- batch answers ---------------------------------------------------------------------------------------
+
+
+async def stored_answer(session: AsyncSession, account_id: int, batch_key: str) -> bytes | None:
+    """The answer stored with a batch key, the key locked until this transaction ends.
+
+    A second call with the same key (a retry sent while the first is still running) waits here for the
+    first to commit and then finds its answer, so the two never both write.
+    """
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, :a))"),
+                          {"k": batch_key, "a": account_id})
+    found = await session.execute(
+        text("SELECT answer FROM batch_answers WHERE account_id = :a AND batch_key = :k"),
+        {"a": account_id, "k": batch_key})
+    return found.scalar()
+
+
+async def store_answer(session: AsyncSession, account_id: int, batch_key: str, answer: bytes, *,
+                       retention_hours: float) -> None:
+    """Keeps the answer of a keyed write (in the write's transaction) and drops the account's expired ones."""
+    await session.execute(
+        text("INSERT INTO batch_answers (account_id, batch_key, answer) VALUES (:a, :k, :b) ON CONFLICT DO NOTHING"),
+        {"a": account_id, "k": batch_key, "b": answer})
+    await session.execute(
+        text("DELETE FROM batch_answers WHERE account_id = :a "
+             "AND created_at < now() - make_interval(secs => :keep)"),
+        {"a": account_id, "keep": retention_hours * 3600})

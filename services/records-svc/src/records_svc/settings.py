@@ -8,3 +8,6 @@ class Settings(BaseServiceSettings):
     service_name: str = "records-svc"
     port: int = 8101
     database_url: str = f"{DEFAULT_PG_URL}/corral_records"
+    # A keyed bulk write's answer is kept this long: a call sent again with the same key within it gets
+    # that answer back instead of writing again (a retry, an import resumed after a crash).
+    batch_answer_retention_hours: float = 72.0

@@ -173,16 +173,31 @@ class Suite:
 
     def start(self, *, foreground_logs: bool = False, with_emulator: bool = True) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        names = list(SERVICES) + (["salesforce-emulator"] if with_emulator else [])
+        names = [*SERVICES, *(["salesforce-emulator"] if with_emulator else [])]
         for name in names:
             self.start_process(name, foreground_logs=foreground_logs)
 
-    def start_process(self, name: str, *, foreground_logs: bool = False) -> None:
-        """Start one part (again, after `stop_process`, e.g. in a crash test)."""
+    def start_process(self, name: str, *, extra_env: dict[str, str] | None = None,
+                      foreground_logs: bool = False) -> subprocess.Popen[bytes]:
+        """Start one part (again, after it stopped or was killed), with `extra_env` on top of the suite's."""
         command = [str(BIN / (SERVICES[name][0] if name in SERVICES else name))]
         output = None if foreground_logs else open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-        self.processes[name] = subprocess.Popen(command, env=self.env(), cwd=ROOT, stdout=output, stderr=output,
-                                                start_new_session=True)
+        self.processes[name] = subprocess.Popen(command, env={**self.env(), **(extra_env or {})}, cwd=ROOT,
+                                                stdout=output, stderr=output, start_new_session=True)
+        return self.processes[name]
+
+    def wait_live(self, name: str, timeout: float = 60.0) -> None:
+        """Until one service answers /livez (its routes are served)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url(name)}/livez", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not come up within {timeout:.0f}s")
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -22,6 +22,8 @@ from crm_common.contracts.base import InternalClient, ServiceCallError, segment
 from crm_common.http import ServiceClient
 
 MAX_BULK_ROWS = 20_000
+BATCH_KEY = ("Names this write: the first answer to a key is stored with the write and every later call with "
+             "the same key gets it back unchanged, writing nothing (kept RECORDS_SVC_BATCH_ANSWER_RETENTION_HOURS)")
 
 Value = str | int | float | bool | None
 WriteOperation = Literal["CREATE", "UPDATE", "UPSERT"]
@@ -39,6 +41,7 @@ class BulkUpsertOptions(BaseModel):
     sourceType: str = Field(default="IMPORT", description="The history's source (IMPORT, SALESFORCE, MOBILE_IOS...)")
     sourceId: str | None = None
     operationId: str | None = Field(default=None, description="Journal entries are grouped (and undone) by it")
+    batchKey: str | None = Field(default=None, max_length=500, description=BATCH_KEY)
 
 
 class BulkRowInput(TypedDict):
@@ -100,6 +103,7 @@ class AssociationInput(TypedDict):
 class BulkAssociationRequest(BaseModel):
     operationId: str | None = None
     sourceType: str = "IMPORT"
+    batchKey: str | None = Field(default=None, max_length=500, description=BATCH_KEY)
     inputs: list[AssociationInput] = Field(max_length=MAX_BULK_ROWS)
 
 
@@ -313,13 +317,19 @@ class RecordsClient(InternalClient):
     # records
 
     async def bulk_upsert(self, account_id: int, object_type: str, options: BulkUpsertOptions,
-                          rows: list[BulkRowInput]) -> BulkUpsertResponse:
-        """One set-based write; a large one goes as parallel calls split by key (see `split_by_key`)."""
-        parts = split_by_key(rows, options.idProperty, self._parallel_calls)
+                          rows: list[BulkRowInput], *, parallel_calls: int | None = None) -> BulkUpsertResponse:
+        """One set-based write; a large one goes as parallel calls split by key (see `split_by_key`).
+
+        The parts of a keyed write are keyed `<batchKey>.<part>`; the split depends only on the rows and the
+        client's (or this call's) `parallel_calls`, so a caller that sends a batch again keeps both the same.
+        """
+        parts = split_by_key(rows, options.idProperty, parallel_calls or self._parallel_calls)
         if len(parts) == 1:
             return await self._bulk_upsert_call(account_id, object_type, options, rows)
-        answers = await asyncio.gather(*(self._bulk_upsert_call(account_id, object_type, options, part)
-                                         for part in parts))
+        answers = await asyncio.gather(*(
+            self._bulk_upsert_call(account_id, object_type, options.model_copy(update={
+                "batchKey": f"{options.batchKey}.{index}" if options.batchKey else None}), part)
+            for index, part in enumerate(parts)))
         return BulkUpsertResponse(results=[r for answer in answers for r in answer.results],
                                   created=sum(a.created for a in answers), updated=sum(a.updated for a in answers),
                                   unchanged=sum(a.unchanged for a in answers), failed=sum(a.failed for a in answers))
@@ -380,10 +390,11 @@ class RecordsClient(InternalClient):
     # associations
 
     async def associate(self, account_id: int, inputs: list[AssociationInput], *, operation_id: str | None,
-                        source_type: str = "IMPORT") -> list[BulkAssociationResult]:
+                        source_type: str = "IMPORT", batch_key: str | None = None) -> list[BulkAssociationResult]:
         if not inputs:
             return []
-        body = orjson.dumps({"operationId": operation_id, "sourceType": source_type, "inputs": inputs})
+        body = orjson.dumps({"operationId": operation_id, "sourceType": source_type, "batchKey": batch_key,
+                             "inputs": inputs})
         response = await self.call("POST", "/internal/v1/associations/bulk", account_id=account_id,
                                    what="associations/bulk", body=body)
         return BulkAssociationResponse.model_validate_json(response.content).results

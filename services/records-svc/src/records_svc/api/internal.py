@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -30,14 +30,14 @@ from crm_common.contracts.records import (
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import as_id, parse_id
 from crm_common.responses import FastJSONResponse
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import association_service as links
 from records_svc import merges, repository
 from records_svc.api.deps import Auth, Session, retrying_races
-from records_svc.bulk import BulkRow, bulk_upsert
+from records_svc.bulk import BulkRow, RowResult, bulk_upsert
 from records_svc.catalog import catalog_knowing, load_catalog, resolve_object_type
 from records_svc.domain.properties import InvalidValue, normalize_value
 from records_svc.metrics import BULK_ROWS
@@ -114,31 +114,47 @@ def parse_bulk_request(body: bytes) -> tuple[BulkUpsertOptions, list[BulkRow]]:
                  "schema": _inline_schema(BulkUpsertRequest)}}}})
 async def bulk_upsert_route(objectType: str, auth: Auth, request: Request) -> Any:
     payload, rows = parse_bulk_request(await request.body())
+    runtime = request.app.state.runtime
 
-    async def write(session: AsyncSession) -> list[Any]:
+    async def write(session: AsyncSession) -> tuple[bytes, list[RowResult]]:
+        if payload.batchKey:
+            stored = await repository.stored_answer(session, auth.account_id, payload.batchKey)
+            if stored is not None:
+                return stored, []
         object_type = await resolve_object_type(session, auth.account_id, objectType)
         catalog = await catalog_knowing(session, auth.account_id, object_type,
                                         {name for row in rows for name in row.properties})
         try:
-            return await bulk_upsert(
+            results = await bulk_upsert(
                 session, account_id=auth.account_id, catalog=catalog, rows=rows,
                 operation=payload.operation, id_property=payload.idProperty,
                 keep_existing=payload.keepExisting, source_type=payload.sourceType,
                 source_id=payload.sourceId, operation_id=payload.operationId, writer=auth.caller)
         except ValueError as exc:
             raise HubSpotError(400, str(exc)) from None
+        answer = _bulk_answer(results)
+        if payload.batchKey:
+            await repository.store_answer(session, auth.account_id, payload.batchKey, answer,
+                                          retention_hours=runtime.settings.batch_answer_retention_hours)
+        return answer, results
 
-    results = await retrying_races(request.app.state.runtime.sessionmaker, write)
+    answer, results = await retrying_races(runtime.sessionmaker, write)
+    for status in ("CREATED", "UPDATED", "UNCHANGED", "ERROR"):
+        BULK_ROWS.labels("failed" if status == "ERROR" else status.lower()).inc(
+            sum(1 for r in results if r.status == status))
+    return Response(answer, media_type="application/json")
+
+
+def _bulk_answer(results: list[RowResult]) -> bytes:
+    """The BulkUpsertResponse of a write, as sent (and as stored for its batch key)."""
     counts = {"CREATED": 0, "UPDATED": 0, "UNCHANGED": 0, "ERROR": 0}
-    out: list[dict[str, Any]] = []  # BulkRowResult
+    out = []
     for r in results:
         counts[r.status] += 1
         out.append({"ref": r.ref, "id": str(r.id) if r.id is not None else None, "status": r.status,
                     "errors": [e.__dict__ for e in r.errors]})
-    for status, count in counts.items():
-        BULK_ROWS.labels("failed" if status == "ERROR" else status.lower()).inc(count)
-    return FastJSONResponse({"results": out, "created": counts["CREATED"], "updated": counts["UPDATED"],
-                           "unchanged": counts["UNCHANGED"], "failed": counts["ERROR"]})
+    return orjson.dumps({"results": out, "created": counts["CREATED"], "updated": counts["UPDATED"],
+                         "unchanged": counts["UNCHANGED"], "failed": counts["ERROR"]})
 
 
 @router.post("/records/{objectType}/resolve", response_model=ResolveResponse, responses=error_responses(400, 401),
@@ -176,7 +192,12 @@ async def resolve_records(objectType: str, payload: ResolveRequest, auth: Auth, 
 
 @router.post("/associations/bulk", response_model=BulkAssociationResponse, responses=error_responses(400, 401),
              summary="Add many associations (labels are added, never replaced)")
-async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: Session) -> Any:
+async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: Session, request: Request) -> Any:
+    return await _answer_once(request, session, auth.account_id, payload.batchKey,
+                              lambda: _associate(payload, auth.account_id, session))
+
+
+async def _associate(payload: BulkAssociationRequest, account_id: int, session: AsyncSession) -> dict[str, Any]:
     source = WriteSource(source_type=payload.sourceType, operation_id=payload.operationId, trusted=True)
     results: dict[int, BulkAssociationResult] = {}
     groups: dict[tuple[str, str], list[tuple[int, AssociationInput]]] = {}
@@ -184,9 +205,9 @@ async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: S
         groups.setdefault((item["fromObjectType"], item["toObjectType"]), []).append((index, item))
     for (from_key, to_key), items in groups.items():
         try:
-            from_type = await resolve_object_type(session, auth.account_id, from_key)
-            to_type = await resolve_object_type(session, auth.account_id, to_key)
-            pair = await links.pair_types(session, auth.account_id, from_type, to_type)
+            from_type = await resolve_object_type(session, account_id, from_key)
+            to_type = await resolve_object_type(session, account_id, to_key)
+            pair = await links.pair_types(session, account_id, from_type, to_type)
         except HubSpotError as exc:
             results.update({i: {"index": i, "status": "ERROR", "error": exc.message} for i, _ in items})
             continue
@@ -201,9 +222,9 @@ async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: S
                     to_id=parse_id(item["toId"], field=f"inputs[{index}].toId"), kinds=kinds))
             except (HubSpotError, ValueError) as exc:
                 results[index] = {"index": index, "status": "ERROR", "error": getattr(exc, "message", str(exc))}
-        before = await repository.associations_between_pairs(session, auth.account_id,
+        before = await repository.associations_between_pairs(session, account_id,
                                                              [(r.from_id, r.to_id) for r in requests])
-        outcome = await links.add_many(session, account_id=auth.account_id, pair=pair, requests=requests,
+        outcome = await links.add_many(session, account_id=account_id, pair=pair, requests=requests,
                                        source=source)
         for r in requests:
             if r.index in outcome.errors:
@@ -212,7 +233,21 @@ async def bulk_associate(payload: BulkAssociationRequest, auth: Auth, session: S
             had = set(before.get((r.from_id, r.to_id), []))
             now_has = {(k.category, k.type_id) for k in outcome.labels.get(r.index, [])}
             results[r.index] = {"index": r.index, "status": "CREATED" if now_has - had else "EXISTS"}
-    return FastJSONResponse({"results": [results[i] for i in sorted(results)]})
+    return {"results": [results[i] for i in sorted(results)]}
+
+
+async def _answer_once(request: Request, session: AsyncSession, account_id: int, key: str | None,
+                       write: Callable[[], Awaitable[Any]]) -> Response:
+    """The write's answer; with a key, the answer stored with it by an earlier call (nothing written again)."""
+    if key is not None:
+        stored = await repository.stored_answer(session, account_id, key)
+        if stored is not None:
+            return Response(stored, media_type="application/json")
+    answer = orjson.dumps(await write())
+    if key is not None:
+        await repository.store_answer(session, account_id, key, answer,
+                                      retention_hours=request.app.state.runtime.settings.batch_answer_retention_hours)
+    return Response(answer, media_type="application/json")
 
 
 @router.get("/operations/{operationId}/journal", response_model=JournalPage, responses=error_responses(400, 401),
@@ -249,22 +284,29 @@ async def record_snapshot(objectType: str, recordId: int, auth: Auth, session: S
 
 @router.post("/merges/apply", response_model=MergeApplyResponse, responses=error_responses(400, 401, 404, 409),
              summary="Apply a merge plan atomically (two records or a cluster): new record, moved associations, aliases")
-async def merge_apply(payload: MergeApplyRequest, auth: Auth, session: Session) -> Any:
-    object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
-    return FastJSONResponse(await merges.apply_merge(
-        session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
-        primary_id=payload.primaryId, secondary_ids=_either(payload.secondaries), properties=payload.properties))
+async def merge_apply(payload: MergeApplyRequest, auth: Auth, session: Session, request: Request) -> Any:
+    async def apply() -> dict[str, Any]:
+        object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
+        return await merges.apply_merge(
+            session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
+            primary_id=payload.primaryId, secondary_ids=_either(payload.secondaries), properties=payload.properties)
+
+    # A merge applies once: sent again (its answer was lost), it answers what it did the first time.
+    return await _answer_once(request, session, auth.account_id, f"merges/apply/{payload.mergeId}", apply)
 
 
 @router.post("/merges/unapply", response_model=MergeUnapplyResponse,
              responses=error_responses(400, 401, 404, 409),
              summary="Restore both originals of a merge, keeping later edits")
-async def merge_unapply(payload: MergeUnapplyRequest, auth: Auth, session: Session) -> Any:
-    object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
-    return FastJSONResponse(await merges.unapply_merge(
-        session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
-        merged_id=payload.mergedId, primary_snapshot=payload.primary,
-        secondary_snapshots=_either(payload.secondary_snapshots)))
+async def merge_unapply(payload: MergeUnapplyRequest, auth: Auth, session: Session, request: Request) -> Any:
+    async def unapply() -> dict[str, Any]:
+        object_type = await resolve_object_type(session, auth.account_id, payload.objectType)
+        return await merges.unapply_merge(
+            session, account_id=auth.account_id, object_type=object_type, merge_id=payload.mergeId,
+            merged_id=payload.mergedId, primary_snapshot=payload.primary,
+            secondary_snapshots=_either(payload.secondary_snapshots))
+
+    return await _answer_once(request, session, auth.account_id, f"merges/unapply/{payload.mergeId}", unapply)
 
 
 def _either(secondaries: Callable[[], list[Any]]) -> list[Any]:
