@@ -92,6 +92,12 @@ def account_id() -> int:
 
 
 @pytest.fixture
+def new_account() -> Callable[[], int]:
+    """More accounts of the test's own (tests about several accounts at once)."""
+    return lambda: next(_accounts)
+
+
+@pytest.fixture
 def imports(import_service: httpx.AsyncClient, account_id: int) -> httpx.AsyncClient:
     import_service.headers.update(signed_headers(account_id))
     return import_service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -35,13 +36,13 @@ async def companies_per_contact(records: httpx.AsyncClient, contact_ids: list[st
 
 
 async def test_imports_racing_on_the_same_domains_create_one_company_each(
-        import_app_factory: Any, private_database: str, records_app: Any) -> None:
+        import_app_factory: Any, private_database: str, records_app: Any, new_account: Callable[[], int]) -> None:
     """Four imports of the same rows at once, three rounds: 50 domains are 50 companies, one per contact."""
     rows = 600
     async with import_app_factory(database_url=private_database, worker_batch_size=100, worker_concurrency=4,
                                   max_processing_per_account=4) as service:
         for round_ in range(3):
-            account_id = 7_700_000 + round_ * 1_000 + (id(service) % 997)
+            account_id = new_account()
             service.headers.update(signed_headers(account_id))
             content = domain_file(rows, f"race{round_}")
             started = await asyncio.gather(*(start_import(service, REQUEST, {"c.csv": content}) for _ in range(4)))
@@ -61,7 +62,7 @@ async def test_imports_racing_on_the_same_domains_create_one_company_each(
 
 
 async def test_one_accounts_imports_never_starve_another_account(import_app_factory: Any, private_database: str,
-                                                                 account_id: int) -> None:
+                                                                 account_id: int, new_account: Callable[[], int]) -> None:
     """Account A fills both worker slots with three long imports; account B's small one still runs soon."""
     big = contacts_request([("Email", "email")])
     async with import_app_factory(database_url=private_database, worker_batch_size=10, worker_concurrency=2) as service:
@@ -73,11 +74,9 @@ async def test_one_accounts_imports_never_starve_another_account(import_app_fact
             if states.count("PROCESSING") >= 2:
                 break
             await asyncio.sleep(0.05)
-        other = signed_headers(account_id + 1)
-        small = await service.post("/crm/v3/imports/", headers=other, data={"importRequest": __import__(
-            "orjson").dumps(big).decode()}, files=[("files", ("c.csv", b"Email\nb@patient.example\n", "text/csv"))])
-        small_id = small.json()["id"]
+        other = signed_headers(new_account())
         service.headers.update(other)
+        small_id = (await start_import(service, big, {"c.csv": b"Email\nb@patient.example\n"})).json()["id"]
         done = await wait_final(service, small_id, timeout=120)
         assert done["state"] == "DONE"
         service.headers.update(signed_headers(account_id))
