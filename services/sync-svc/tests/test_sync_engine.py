@@ -143,3 +143,20 @@ async def test_contact_merge_keeps_the_primarys_link(sync, sync_app, records, sa
     await admin(salesforce, "PATCH", f"/records/Contact/{rows['s@example.com']}", json={"fields": {"Title": "Gone"}})
     summary = await run(sync)
     assert summary["inbound"].get("contacts", {}).get("updated", 0) == 0
+
+
+async def test_an_object_enabled_again_starts_from_then(sync, records, salesforce):
+    await connect_and_start(sync, ("contacts", "Contact"))
+    await admin(salesforce, "POST", "/records/Contact", json={"fields": {"LastName": "Before", "Email": "b@x.com"}})
+    await run(sync)
+    assert (await sync.put(f"{BASE}/objects/contacts", json={"salesforceObject": "Contact", "enabled": False})
+            ).status_code == 200
+    await admin(salesforce, "POST", "/records/Contact", json={"fields": {"LastName": "Off", "Email": "off@x.com"}})
+    await admin(salesforce, "POST", "/clock/advance", json={"seconds": 2})
+    assert (await sync.put(f"{BASE}/objects/contacts", json={"salesforceObject": "Contact", "enabled": True})
+            ).status_code == 200
+    await run(sync)  # takes the org's "now" as the object's new start
+    await admin(salesforce, "POST", "/records/Contact", json={"fields": {"LastName": "On", "Email": "on@x.com"}})
+    await run(sync)
+    found = (await records.post("/crm/v3/objects/contacts/search", json={"properties": ["email"]})).json()
+    assert sorted(r["properties"]["email"] for r in found["results"]) == ["b@x.com", "on@x.com"]

@@ -35,10 +35,12 @@ async def save_object(session: AsyncSession, *, account_id: int, object_type: st
         VALUES (:a, :t, :s, :e)
         ON CONFLICT (account_id, object_type) DO UPDATE SET
             salesforce_object = excluded.salesforce_object, enabled = excluded.enabled, updated_at = now(),
-            watermark = CASE WHEN sync_objects.salesforce_object = excluded.salesforce_object
+            -- An object enabled again (or pointed at another Salesforce object) starts from the next poll, as
+            -- a start does: changes made while it was off are not pulled.
+            watermark = CASE WHEN sync_objects.salesforce_object = excluded.salesforce_object AND sync_objects.enabled
                              THEN sync_objects.watermark END,
             started_from = CASE WHEN sync_objects.salesforce_object = excluded.salesforce_object
-                                THEN sync_objects.started_from END
+                                     AND sync_objects.enabled THEN sync_objects.started_from END
         RETURNING {OBJECT_COLUMNS}"""), {"a": account_id, "t": object_type, "s": salesforce_object,
                                          "e": enabled})).mappings().one()
     return dict(row)
