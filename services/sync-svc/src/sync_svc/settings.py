@@ -39,6 +39,8 @@ class Settings(BaseServiceSettings):
     # re-reading `poll_overlap_seconds` before the watermark for late commits.
     run_worker: bool = True
     worker_tick_seconds: float = 0.5
+    # Accounts one replica's worker runs cycles for at the same time.
+    worker_concurrency: int = 4
     flush_interval_seconds: float = 2.0
     flush_batch_size: int = 10_000
     poll_interval_seconds: float = 60.0

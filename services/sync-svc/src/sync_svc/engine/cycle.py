@@ -89,10 +89,14 @@ class SyncEngine:
                 async with self.sessionmaker() as db:
                     accounts = await connection_repo.due_accounts(
                         db, flush_age_seconds=self.settings.flush_interval_seconds)
-                for account_id in accounts:
-                    if self._stopping:
-                        break
-                    await self.run(account_id, trigger="schedule", wait=False)
+                gate = asyncio.Semaphore(self.settings.worker_concurrency)
+
+                async def one(account_id: int) -> None:
+                    async with gate:
+                        if not self._stopping:
+                            await self.run(account_id, trigger="schedule", wait=False)
+
+                await asyncio.gather(*(one(a) for a in accounts))
                 loop_time = asyncio.get_running_loop().time()
                 if loop_time - housekeeping_at > 3600:
                     housekeeping_at = loop_time
@@ -167,7 +171,7 @@ class SyncEngine:
         summary: dict[str, Any] = {"trigger": trigger}
         poll_due = poll if poll is not None else (connection.get("next_poll_at") is None
                                                   or connection["next_poll_at"] <= datetime.now(UTC))
-        polled = False
+        polled = postpone_poll = False
         try:
             if only is not None:
                 object_type, record_ids = only
@@ -204,13 +208,16 @@ class SyncEngine:
         except (SalesforceUnavailable, SalesforceApiError) as exc:
             summary["stopped"] = "SALESFORCE_UNAVAILABLE"
             await self._record_connection_error(account_id, str(exc))
+            # Not at once again: the next poll waits (queued changes keep their own backoff).
+            postpone_poll = True
         finally:
             if client.clock_offset is not None:
                 self._clock_offsets[account_id] = client.clock_offset
         summary.update({"inbound": {k: v.as_dict() for k, v in cycle.inbound.items()},
                         "outbound": {k: v.as_dict() for k, v in cycle.outbound.items()},
                         "apiCalls": client.calls, "polled": polled})
-        next_poll = datetime.now(UTC) + timedelta(seconds=self.settings.poll_interval_seconds) if polled else None
+        next_poll = datetime.now(UTC) + timedelta(seconds=self.settings.poll_interval_seconds) \
+            if polled or postpone_poll else None
         async with transaction(self.sessionmaker) as db:
             await connection_repo.record_cycle(db, account_id, summary, next_poll_at=next_poll)
             for object_type in {*cycle.inbound, *cycle.outbound}:
