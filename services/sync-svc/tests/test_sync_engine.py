@@ -160,3 +160,30 @@ async def test_an_object_enabled_again_starts_from_then(sync, records, salesforc
     await run(sync)
     found = (await records.post("/crm/v3/objects/contacts/search", json={"properties": ["email"]})).json()
     assert sorted(r["properties"]["email"] for r in found["results"]) == ["b@x.com", "on@x.com"]
+
+
+async def test_a_late_commit_is_found_and_idle_polls_do_not_reread(sync, records, salesforce):
+    await connect_and_start(sync, ("contacts", "Contact"))
+    await admin(salesforce, "POST", "/clock/advance", json={"seconds": 30})
+    for i in range(3):
+        await admin(salesforce, "POST", "/records/Contact", json={"fields": {"LastName": f"N{i}",
+                                                                            "Email": f"n{i}@x.com"}})
+    assert (await run(sync))["inbound"]["contacts"]["created"] == 3
+    # Nothing new: the window before the watermark holds only handled rows, so it is not read again.
+    idle = await run(sync)
+    assert idle["apiCalls"] == 1 and "overlapReread" not in idle["inbound"].get("contacts", {})
+    # A transaction that committed late: stamped before the watermark, visible only now.
+    [newest] = await sf_query(salesforce, "SELECT SystemModstamp FROM Contact ORDER BY SystemModstamp DESC LIMIT 1")
+    late = newest["SystemModstamp"].replace("+0000", "Z")
+    from datetime import datetime, timedelta
+
+    stamp = (datetime.fromisoformat(late.replace("Z", "+00:00")) - timedelta(seconds=5)).isoformat()
+    await admin(salesforce, "POST", "/seed", json={"type": "Contact", "records": [
+        {"LastName": "Late", "Email": "late@x.com", "SystemModstamp": stamp, "LastModifiedDate": stamp,
+         "CreatedDate": stamp}]})
+    summary = await run(sync)
+    assert summary["inbound"]["contacts"]["overlapReread"] == 1 and summary["inbound"]["contacts"]["created"] == 1
+    found = (await records.post("/crm/v3/objects/contacts/search", json={"filterGroups": [{"filters": [
+        {"propertyName": "email", "operator": "EQ", "value": "late@x.com"}]}]})).json()
+    assert found["total"] == 1
+    assert (await run(sync))["apiCalls"] == 1

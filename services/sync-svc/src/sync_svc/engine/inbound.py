@@ -3,9 +3,14 @@
 Per enabled object, the rows changed since the object's watermark are read with a SOQL query over
 SystemModstamp (indexed; it also moves on automated changes), ordered by SystemModstamp and Id, with
 every mapped field, in pages of up to 2,000. The first page of every object travels in one composite
-call, so an idle poll costs one call for all objects together and 10,000 changes cost five. Each poll
-re-reads `poll_overlap_seconds` before the watermark, because a transaction that commits late can carry
-an earlier stamp; rows already handled (the link keeps the newest SystemModstamp seen) are skipped.
+call, so an idle poll costs one call (two objects per call, with the count below) and 10,000 changes cost
+five.
+
+A transaction that commits late can carry a stamp older than the watermark. The same composite call counts
+Salesforce's rows stamped in the `poll_overlap_seconds` before the watermark; when Salesforce has more there
+than the links record as handled, that window is read again (rows already handled, whose SystemModstamp the
+link keeps, are skipped). Re-reading the window on every poll instead would cost five calls per poll for two
+minutes after every 10,000 changes, which idle polls must not.
 
 Why not getUpdated: its windows ignore seconds and must span at least a minute, and Salesforce's
 `latestDateCovered` may lag hours behind, which would make every poll re-read the same ids (one more
@@ -65,9 +70,10 @@ class Change:
         return parse_salesforce_datetime(self.row.get("SystemModstamp"))
 
 
-def changes_query(setup: ObjectSetup, since: datetime) -> str:
+def changes_query(setup: ObjectSetup, since: datetime, *, until: datetime | None = None) -> str:
+    upper = f" AND SystemModstamp <= {soql_datetime(until)}" if until is not None else ""
     return (f"SELECT {', '.join(setup.salesforce_fields())} FROM {setup.salesforce_object} "
-            f"WHERE SystemModstamp > {soql_datetime(since)} ORDER BY SystemModstamp, Id")
+            f"WHERE SystemModstamp > {soql_datetime(since)}{upper} ORDER BY SystemModstamp, Id")
 
 
 async def poll(cycle: Cycle, setups: list[ObjectSetup]) -> None:
@@ -83,11 +89,27 @@ async def poll(cycle: Cycle, setups: list[ObjectSetup]) -> None:
     if not ready:
         return
     overlap = timedelta(seconds=cycle.settings.poll_overlap_seconds)
-    firsts = await cycle.client.query_first_pages([
-        changes_query(s, max(s.watermark - overlap, s.started_from or s.watermark - overlap)) for s in ready])
-    for setup, first in zip(ready, firsts, strict=True):
-        if isinstance(first, SalesforceApiError):
-            raise first
+    windows = {s.name: max(s.watermark - overlap, s.started_from or s.watermark - overlap) for s in ready}
+    soqls = []
+    for setup in ready:
+        soqls.append(changes_query(setup, setup.watermark))
+        soqls.append(f"SELECT COUNT() FROM {setup.salesforce_object} WHERE SystemModstamp > "
+                     f"{soql_datetime(windows[setup.name])} AND SystemModstamp <= {soql_datetime(setup.watermark)}")
+    answers = await cycle.client.query_first_pages(soqls)
+    for index, setup in enumerate(ready):
+        first, window_count = answers[2 * index], answers[2 * index + 1]
+        for answer in (first, window_count):
+            if isinstance(answer, SalesforceApiError):
+                raise answer
+        assert not isinstance(window_count, SalesforceApiError) and not isinstance(first, SalesforceApiError)
+        async with cycle.sessionmaker() as db:
+            handled = await link_repo.count_handled(db, cycle.account_id, setup.salesforce_object,
+                                                    after=windows[setup.name], until=setup.watermark)
+        if window_count.total_size > handled:
+            # A late commit (or rows still failing): the window once more, then what is new.
+            cycle.counts("INBOUND", setup.name).add("overlapReread")
+            async for page in cycle.client.query_pages(changes_query(setup, windows[setup.name], until=setup.watermark)):
+                await handle_rows(cycle, setup, page.records)
         newest = setup.watermark
         async for page in cycle.client.query_pages("", first=first):
             await handle_rows(cycle, setup, page.records)

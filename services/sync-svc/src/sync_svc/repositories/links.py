@@ -85,6 +85,15 @@ async def touch_modstamps(session: AsyncSession, account_id: int, salesforce_obj
                            "stamps": list(modstamps.values())})
 
 
+async def count_handled(session: AsyncSession, account_id: int, salesforce_object: str, *, after: datetime,
+                        until: datetime) -> int:
+    """Salesforce rows whose change stamped in (after, until] the sync has handled (their link holds the stamp)."""
+    return int((await session.execute(text("""
+        SELECT count(*) FROM links WHERE account_id = :a AND salesforce_object = :s
+          AND salesforce_modstamp > :after AND salesforce_modstamp <= :until"""),
+        {"a": account_id, "s": salesforce_object, "after": after, "until": until})).scalar_one())
+
+
 async def move(session: AsyncSession, account_id: int, object_type: str, from_record: int, to_record: int) -> bool:
     """A merge: the surviving record takes this link (any link it had is replaced)."""
     await session.execute(text("DELETE FROM links WHERE account_id = :a AND object_type = :t AND record_id = :to"),
