@@ -84,18 +84,18 @@ class SyncEngine:
 
     async def _loop(self) -> None:
         housekeeping_at = 0.0
+        gate = asyncio.Semaphore(self.settings.worker_concurrency)
+
+        async def one(account_id: int) -> None:
+            async with gate:
+                if not self._stopping:
+                    await self.run(account_id, trigger="schedule", wait=False)
+
         while not self._stopping:
             try:
                 async with self.sessionmaker() as db:
                     accounts = await connection_repo.due_accounts(
                         db, flush_age_seconds=self.settings.flush_interval_seconds)
-                gate = asyncio.Semaphore(self.settings.worker_concurrency)
-
-                async def one(account_id: int) -> None:
-                    async with gate:
-                        if not self._stopping:
-                            await self.run(account_id, trigger="schedule", wait=False)
-
                 await asyncio.gather(*(one(a) for a in accounts))
                 loop_time = asyncio.get_running_loop().time()
                 if loop_time - housekeeping_at > 3600:
