@@ -74,7 +74,7 @@ async def wait_for(check_fn: Any, timeout: float, every: float = 0.25) -> float:
 
 async def run(args: argparse.Namespace) -> str:
     suite = Suite.on_free_ports(tag=f"bench_sync_{os.getpid()}", extra_env={
-        "CORRAL_LOG_LEVEL": "WARNING", "SYNC_SVC_POLL_INTERVAL_SECONDS": "3600"})
+        "CORRAL_LOG_LEVEL": args.log_level, "SYNC_SVC_POLL_INTERVAL_SECONDS": "3600"})
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     suite.migrate()
@@ -242,6 +242,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--edits", type=int, default=40)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--log-level", default="WARNING", help="INFO shows each flush's seconds per phase in "
+                                                               "sync-svc's log (.run/logs/bench_sync_<pid>/)")
     print(asyncio.run(run(parser.parse_args())))
 
 

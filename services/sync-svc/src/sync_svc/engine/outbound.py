@@ -16,6 +16,7 @@ One flush of one object:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,19 @@ class Outcome:
     errors: list[SalesforceErrorItem] = field(default_factory=list)
     transient: bool = False
     corral_refused: dict[str, str] = field(default_factory=dict)
+
+
+class Timer:
+    """Seconds per phase of a flush, for its log line (where a slow flush spends its time)."""
+
+    def __init__(self) -> None:
+        self._at = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._at, 3)
+        self._at = now
 
 
 def corral_side(record: CorralRecord) -> CorralSide:
@@ -108,10 +122,13 @@ async def flush(cycle: Cycle, setup: ObjectSetup, *, record_ids: list[int] | Non
     attempts = {row["record_id"]: row["attempts"] for row in due}
     counts = cycle.counts("OUTBOUND", setup.name)
     ids = list(seen)
+    timer = Timer()
     records = await cycle.records.read(cycle.account_id, setup.type_id, ids, setup.corral_properties())
+    timer.lap("read_corral")
     async with cycle.sessionmaker() as db:
         links = await link_repo.for_records(db, cycle.account_id, setup.name, ids)
     live = [records[i] for i in ids if i in records and not records[i].archived and not records[i].merged_into]
+    live_ids = {r.id for r in live}
     counts.add("gone", len(ids) - len(live))
     unlinked = [r for r in live if r.id not in links]
     skipped: list[CorralRecord] = []
@@ -128,6 +145,7 @@ async def flush(cycle: Cycle, setup: ObjectSetup, *, record_ids: list[int] | Non
     except SalesforceUnavailable as exc:
         await _postpone(cycle, setup, seen, attempts, reason=str(exc))
         raise
+    timer.lap("read_salesforce")
     outcomes: list[Outcome] = []
     missing: list[CorralRecord] = []
     skipped_ids = {r.id for r in skipped}
@@ -152,10 +170,16 @@ async def flush(cycle: Cycle, setup: ObjectSetup, *, record_ids: list[int] | Non
             sync = reconcile(setup.mappings, corral=corral_side(record), salesforce_row=None, shadow=None,
                              salesforce_changed_at=None)
             outcomes.append(Outcome(record, "create", sync))
+    timer.lap("decide")
     await _write_salesforce(cycle, setup, outcomes)
+    timer.lap("write_salesforce")
     await _write_corral(cycle, setup, outcomes)
+    timer.lap("write_corral")
     await _finish(cycle, setup, outcomes, seen=seen, attempts=attempts, missing=missing,
-                  handled_without_sync=[r.id for r in skipped] + [i for i in ids if i not in {r.id for r in live}])
+                  handled_without_sync=[r.id for r in skipped] + [i for i in ids if i not in live_ids])
+    timer.lap("store")
+    log.info("outbound flush", account_id=cycle.account_id, object_type=setup.name, records=len(ids),
+             seconds=timer.laps)
 
 
 async def _write_salesforce(cycle: Cycle, setup: ObjectSetup, outcomes: list[Outcome]) -> None:
