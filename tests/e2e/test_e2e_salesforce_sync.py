@@ -173,6 +173,13 @@ def test_connect_with_client_credentials_and_jwt_secrets_never_in_plain_text(sui
     assert not any(s in json.dumps([refused, connected, jwt, shown]) for s in secrets)
     logs = b"".join(path.read_bytes() for path in suite.log_dir.glob("*.log") if path.name != "salesforce-emulator.log")
     assert not any(s.encode() in logs for s in secrets)
+    # Every sync route is in the gateway's merged OpenAPI document.
+    paths = httpx.get(f"{suite.gateway_url}/openapi.json", timeout=30).json()["paths"]
+    for path in ("connection", "connection/authorize", "connection/callback", "objects", "objects/{objectType}",
+                 "objects/{objectType}/mappings", "objects/{objectType}/mappings/{mappingId}", "sync/start",
+                 "sync/pause", "sync/run", "sync/status", "budget", "records/{objectType}/{recordId}/resync",
+                 "errors", "errors/{errorId}/retry"):
+        assert f"{SYNC}/{path}" in paths, path
 
 
 def test_contacts_and_companies_sync_both_ways_by_every_rule(corral, org) -> None:
