@@ -16,7 +16,7 @@ install: $(UV) tesseract
 	$(UV) sync --all-packages --frozen
 
 # import-svc reads business cards with tesseract, a system program (pytesseract runs it), so it is
-# installed here when missing, as services/import-svc/Dockerfile does for the image.
+# installed here when missing, as the Dockerfile does for import-svc's image (APT_PACKAGES).
 tesseract:
 	@command -v tesseract >/dev/null 2>&1 || { \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \

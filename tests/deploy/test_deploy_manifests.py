@@ -7,6 +7,7 @@ service started before its migration, a process running as root.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -52,6 +53,12 @@ class Component:
     def env_names(self) -> set[str]:
         own = {f"{self.prefix}{n}" for n in ("HOST", "PORT", "DATABASE_URL")}
         return own | {f"{self.prefix}{n}" for n in self.extra} | SHARED_ENV
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        """The root Dockerfile's build arguments for this component (APT_PACKAGES aside)."""
+        return {"PACKAGE": self.package, "MEMBER_DIR": self.member_dir, "SCRIPT": self.script,
+                "ENV_PREFIX": self.prefix, "PORT": str(self.port)}
 
     def __repr__(self) -> str:
         return self.name
@@ -494,8 +501,11 @@ def test_compose_runs_migrations_before_each_component(component):
     assert deps[f"{component.name}-migrate"]["condition"] == "service_completed_successfully"
     assert deps["rabbitmq"]["condition"] == "service_healthy"
     assert app["image"].split(":")[0] == migrate["image"].split(":")[0] == component.image
-    assert app["build"]["dockerfile"] == f"{component.member_dir}/Dockerfile"
+    # One Dockerfile for every component: the build arguments name the package, its script, settings and port.
+    assert app["build"] == migrate["build"]
+    assert app["build"]["context"] == "." and app["build"]["dockerfile"] == "Dockerfile"
     assert (ROOT / app["build"]["dockerfile"]).is_file()
+    assert {k: str(v) for k, v in app["build"]["args"].items() if k != "APT_PACKAGES"} == component.build_args
     assert "/readyz" in " ".join(app["healthcheck"]["test"]) and f":{component.port}/" in " ".join(
         app["healthcheck"]["test"])
 
@@ -539,37 +549,68 @@ def test_compose_gateway_infrastructure_and_emulator():
 
 # ---- Dockerfiles -------------------------------------------------------------------------------------------
 
-def parse_dockerfile(path: Path) -> list[list[tuple[str, str]]]:
-    """Stages of (INSTRUCTION, arguments), continuation lines joined, ARG defaults substituted in FROM."""
+def parse_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> list[list[tuple[str, str]]]:
+    """Stages of (INSTRUCTION, arguments), continuation lines joined, ARGs (given or default) substituted."""
     text = re.sub(r"\\\n", " ", path.read_text())
+    given = build_args or {}
     args: dict[str, str] = {}
     stages: list[list[tuple[str, str]]] = []
+
+    def substitute(rest: str) -> str:
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m.group(1) or m.group(2), m.group(0)), rest)
+
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         instruction, _, rest = line.partition(" ")
         instruction, rest = instruction.upper(), rest.strip()
-        if instruction == "ARG" and not stages:
+        if instruction == "ARG":
             name, _, default = rest.partition("=")
-            args[name] = default
-            continue
+            args[name] = given.get(name, default.strip('"'))
+            if not stages:
+                continue
+        rest = substitute(rest)
         if instruction == "FROM":
-            rest = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), rest)
             stages.append([])
         assert stages, f"{path}: {instruction} before FROM"
         stages[-1].append((instruction, rest))
     return stages
 
 
-DOCKER_COMPONENTS = [(c.member_dir, c.package, c.script, c.port) for c in COMPONENTS] + [
-    (EMULATOR_DIR, "salesforce-emulator", "salesforce-emulator", 8090)]
+def image_env(stage: list[tuple[str, str]]) -> dict[str, str]:
+    return dict(word.split("=", 1) for ins, rest in stage if ins == "ENV" for word in shlex.split(rest))
 
 
-@pytest.mark.parametrize("member_dir,package,script,port", DOCKER_COMPONENTS, ids=[d[1] for d in DOCKER_COMPONENTS])
-def test_dockerfile(member_dir, package, script, port):
-    path = ROOT / member_dir / "Dockerfile"
-    stages = parse_dockerfile(path)
+def image_command(stage: list[tuple[str, str]]) -> list[str]:
+    """The program the image runs, through a `sh -c 'exec "$VAR"'` CMD too."""
+    cmd = [rest for ins, rest in stage if ins == "CMD"][-1]
+    words = json.loads(cmd) if cmd.startswith("[") else shlex.split(cmd)
+    if words[:2] == ["/bin/sh", "-c"]:
+        env = image_env(stage)
+        words = shlex.split(re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), words[2]))
+        if words[0] == "exec":
+            words = words[1:]
+    return words
+
+
+def compose_build_args(name: str) -> dict[str, str]:
+    return {k: str(v) for k, v in compose()["services"][name]["build"]["args"].items()}
+
+
+# The root Dockerfile with each component's compose build arguments, and the emulator's own.
+DOCKER_COMPONENTS = [("Dockerfile", c.name, c.member_dir, c.package, c.script, c.port) for c in COMPONENTS] + [
+    (f"{EMULATOR_DIR}/Dockerfile", "salesforce-emulator", EMULATOR_DIR, "salesforce-emulator", "salesforce-emulator",
+     8090)]
+
+
+@pytest.mark.parametrize("dockerfile,name,member_dir,package,script,port", DOCKER_COMPONENTS,
+                         ids=[d[1] for d in DOCKER_COMPONENTS])
+def test_dockerfile(dockerfile, name, member_dir, package, script, port):
+    path = ROOT / dockerfile
+    build = compose()["services"][name]["build"]
+    assert build["dockerfile"] == dockerfile
+    stages = parse_dockerfile(path, compose_build_args(name) if "args" in build else None)
     assert len(stages) >= 2, "multi-stage: build tools stay out of the runtime image"
     final = stages[-1]
     assert final[0][1].split()[0] == "python:3.11-slim"
@@ -589,8 +630,8 @@ def test_dockerfile(member_dir, package, script, port):
     runs = " ".join(rest for stage in stages for ins, rest in stage if ins == "RUN")
     assert re.search(rf"uv sync --frozen --no-dev --package {re.escape(package)}(\s|$)", runs)
     scripts = tomllib.loads((ROOT / member_dir / "pyproject.toml").read_text())["project"]["scripts"]
-    cmd = last(final, "CMD")
-    assert cmd and shlex.split(cmd.strip("[]").replace(",", " "))[0] == script and script in scripts
+    command = image_command(final)
+    assert command[0] == script and script in scripts
 
     # Every file COPY'd from the build context exists (the context is the repository root).
     copied = []
@@ -603,9 +644,21 @@ def test_dockerfile(member_dir, package, script, port):
                     copied.append(source.rstrip("/"))
     assert member_dir in copied, "the component's own source tree must be in the image"
 
-    env = " ".join(rest for ins, rest in final if ins == "ENV")
-    assert "HOST=0.0.0.0" in env, "bind to all interfaces in a container"
+    env = image_env(final)
+    assert [v for k, v in env.items() if k.endswith("HOST")] == ["0.0.0.0"], "bind to all interfaces in a container"
     assert str(port) in " ".join(rest for ins, rest in final if ins == "EXPOSE")
+    if "CORRAL_PORT_VARIABLE" in env:  # the healthcheck probes the port the component's settings read
+        assert env[env["CORRAL_PORT_VARIABLE"]] == str(port) and "CORRAL_PORT_VARIABLE" in healthcheck
+
+
+def test_import_image_has_tesseract():
+    """Business-card OCR: pytesseract runs Debian's tesseract, so import-svc's image installs it."""
+    build_args = compose_build_args("import-svc")
+    final = parse_dockerfile(ROOT / "Dockerfile", build_args)[-1]
+    installs = " ".join(rest for ins, rest in final if ins == "RUN" and "apt-get install" in rest)
+    assert "tesseract-ocr" in installs and "tesseract-ocr-eng" in installs
+    others = [c.name for c in COMPONENTS if c.name != "import-svc"]
+    assert not [n for n in others if "tesseract" in compose_build_args(n).get("APT_PACKAGES", "")]
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=repr)
