@@ -10,8 +10,8 @@ from .conftest import all_errors, contacts_request, search_all, start_import, wa
 
 
 async def test_a_nul_byte_in_a_cell_is_that_cells_error(imports: httpx.AsyncClient, records: httpx.AsyncClient) -> None:
-    content = ("Email,First\nnul@cells.example,a\x00b\ngood@cells.example,Good\n"
-               "nul-key\x00@cells.example,Keyed\nsurrogate@cells.example,ok\n").encode()
+    content = (b"Email,First\nnul@cells.example,a\x00b\ngood@cells.example,Good\n"
+               b"nul-key\x00@cells.example,Keyed\nsurrogate@cells.example,ok\n")
     started = await start_import(imports, contacts_request([("Email", "email"), ("First", "firstname")]),
                                  {"c.csv": content})
     assert started.status_code == 200, started.text

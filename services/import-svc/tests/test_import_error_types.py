@@ -12,15 +12,15 @@ from pathlib import Path
 
 from hubspot.crm.imports.configuration import Configuration
 from hubspot.crm.imports.models.public_import_error import PublicImportError
-from import_svc.error_types import HUBSPOT_IMPORT_ERROR_TYPES, import_error_type
+from import_svc.domain.error_types import HUBSPOT_IMPORT_ERROR_TYPES, import_error_type
 
 ROOT = Path(__file__).resolve().parents[3]
 PRODUCERS = [
     ROOT / "services/records-svc/src/records_svc/domain/properties.py",
     ROOT / "services/records-svc/src/records_svc/bulk.py",
     ROOT / "services/import-svc/src/import_svc/pipeline.py",
-    ROOT / "services/import-svc/src/import_svc/mapping.py",
-    ROOT / "services/import-svc/src/import_svc/values.py",
+    ROOT / "services/import-svc/src/import_svc/domain/mapping.py",
+    ROOT / "services/import-svc/src/import_svc/domain/values.py",
 ]
 CODE_SITES = re.compile(r'(?:InvalidValue|RowError|CouldNotParse|\.error\(line,|return)\(?\s*"([A-Z][A-Z_]+)"')
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from import_svc.domain.values import formula_safe
 from import_svc.files import MAX_CELL_CHARS, MAX_LINE_CHARS, MAX_ROWS, MIXED_UTF8_CP1252, detect_encoding
-from import_svc.values import formula_safe
 
 from .conftest import contacts_request, search_all, start_import, wait_final
 
@@ -219,8 +219,8 @@ async def test_an_xlsx_over_the_row_limit_is_refused_at_start_like_a_csv(imports
 async def test_a_file_mixing_utf8_and_cp1252_lines_is_decoded_line_by_line(imports: httpx.AsyncClient,
                                                                            records: httpx.AsyncClient,
                                                                            tmp_path: Path) -> None:
-    content = ("Email,First\n".encode() + "zoe@mixed.example,Zoë\n".encode("utf-8")
-               + "jose@mixed.example,José\n".encode("cp1252") + "ana@mixed.example,Ana Müller\n".encode("utf-8"))
+    content = (b"Email,First\n" + "zoe@mixed.example,Zoë\n".encode()
+               + "jose@mixed.example,José\n".encode("cp1252") + "ana@mixed.example,Ana Müller\n".encode())
     path = tmp_path / "mixed.csv"
     path.write_bytes(content)
     assert detect_encoding(path) == MIXED_UTF8_CP1252

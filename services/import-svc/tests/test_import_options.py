@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from import_svc.values import (
+from import_svc.domain.values import (
     CouldNotParse,
     convert_date,
     convert_datetime,

@@ -14,7 +14,7 @@ from typing import Any
 import vobject
 from crm_common.inputs import bad_character
 
-from import_svc.pipeline import FREE_MAIL_DOMAINS
+from import_svc.domain.rules import FREE_MAIL_DOMAINS
 
 PLATFORMS = frozenset({"MOBILE_IOS", "MOBILE_ANDROID"})
 

@@ -18,32 +18,24 @@ from zoneinfo import ZoneInfo
 from crm_common.contracts.records import AssociationInput, BulkRowInput, BulkUpsertOptions, RecordsClient
 from crm_common.inputs import as_id, bad_character
 
-from import_svc.error_types import import_error_type
+from import_svc.domain.error_types import import_error_type
+from import_svc.domain.plan import ColumnMapping, FilePlan, ImportPlan
+from import_svc.domain.rules import (
+    COMPANY,
+    CONTACT,
+    LINE_ITEM,
+    PRODUCT,
+    PRODUCT_INHERITED_PROPERTIES,
+    company_domain_of,
+    linked_in_a_row,
+    unique_key_property,
+)
+from import_svc.domain.values import CouldNotParse, NumberFormat, convert
 from import_svc.files import FileLayout
-from import_svc.plan import ColumnMapping, FilePlan, ImportPlan
-from import_svc.values import CouldNotParse, NumberFormat, convert
 
 CONVERTED_TYPES = frozenset({"date", "datetime", "number"})
-CONTACT = "0-1"
-COMPANY = "0-2"
-DEAL = "0-3"
-PRODUCT = "0-7"
-LINE_ITEM = "0-8"
-# What a line item takes from its product when the row leaves it out, as HubSpot fills a line item
-# created from a product (only those the line item type defines are copied).
-PRODUCT_INHERITED_PROPERTIES = ("name", "price", "description", "hs_sku", "hs_cost_of_goods_sold",
-                                "recurringbillingfrequency", "hs_recurring_billing_period")
-# A line item belongs to its deal only: a row's other records (its contact, its company) are not linked to it.
-LINE_ITEM_PARENTS = frozenset({DEAL})
 # Associations per records-svc call.
 ASSOCIATIONS_PER_CALL = 10_000
-
-# Mail providers whose domain says nothing about the contact's company.
-FREE_MAIL_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com", "aol.com",
-    "icloud.com", "me.com", "mail.com", "gmx.de", "gmx.net", "web.de", "proton.me", "protonmail.com",
-    "yandex.ru", "msn.com", "orange.fr", "free.fr", "qq.com", "163.com",
-})
 
 
 @dataclass
@@ -211,19 +203,6 @@ def _row_properties(batch: Batch, type_id: str, line: int, cells: list[str],
     return props
 
 
-def _unique_key_property(ctx: JobContext, type_id: str, columns: list[ColumnMapping]) -> str | None:
-    names = [c.property_name for c in columns]
-    if type_id == CONTACT and "email" in names:
-        return "email"
-    if type_id == COMPANY and "domain" in names:
-        return "domain"
-    catalog = ctx.catalogs.get(type_id, {})
-    for c in columns:
-        if c.property_name and (catalog.get(c.property_name) or {}).get("hasUniqueValue"):
-            return c.property_name
-    return None
-
-
 async def _link_products(batch: Batch, columns: list[ColumnMapping], rows: list[tuple[int, dict[str, str]]]
                          ) -> list[tuple[int, dict[str, str]]]:
     """Line items whose Product ID names an existing product, filled from it; the others are errors.
@@ -272,7 +251,7 @@ async def _write_object_type(batch: Batch, type_id: str, good: list[tuple[int, l
                              ids: dict[int, dict[str, str]]) -> None:
     ctx = batch.ctx
     columns = [c for c in batch.bound.columns if c.is_property and c.object_type_id == type_id]
-    key_property = _unique_key_property(ctx, type_id, columns)
+    key_property = unique_key_property(type_id, columns, ctx.catalogs.get(type_id, {}))
     # Rows by record id, by their unique key (a company's domain included: records-svc finds or creates
     # the company under a lock on the domain), and rows that create a record each.
     parts: dict[str, tuple[str | None, list[BulkRowInput]]] = {
@@ -323,13 +302,6 @@ async def _write_object_type(batch: Batch, type_id: str, good: list[tuple[int, l
         batch.out.counters["UPDATED_OBJECTS"] += len(updated)
         batch.out.counters["UNCHANGED_OBJECTS"] += len(unchanged)
         batch.out.counters["UNIQUE_OBJECTS_WRITTEN"] += len(created) + len(updated)
-
-
-def company_domain_of(email: str) -> str | None:
-    """The company domain an email address speaks for; None for free-mail providers and non-addresses."""
-    email = email.strip().lower()
-    domain = email.rsplit("@", 1)[-1] if "@" in email else ""
-    return domain if domain and domain not in FREE_MAIL_DOMAINS else None
 
 
 async def _companies_from_email_domains(batch: Batch, good: list[tuple[int, list[str]]],
@@ -415,7 +387,7 @@ async def _associate(batch: Batch, good: list[tuple[int, list[str]]], ids: dict[
         row_ids = ids.get(line, {})
         for i, a in enumerate(types):
             for b in types[i + 1:]:
-                if a in row_ids and b in row_ids and _linked_in_a_row(a, b):
+                if a in row_ids and b in row_ids and linked_in_a_row(a, b):
                     add(line, None, a, row_ids[a], b, row_ids[b], None, "HUBSPOT_DEFINED")
         for column in foreign:
             value = cells[column.index].strip().lower() if column.index < len(cells) else ""
@@ -453,12 +425,3 @@ async def _associate(batch: Batch, good: list[tuple[int, list[str]]], ids: dict[
             elif result["status"] == "ERROR":
                 line, column = origin[start + result["index"]]
                 batch.error(line, "FAILED_TO_CREATE_ASSOCIATION", str(result.get("error") or ""), column=column)
-
-
-def _linked_in_a_row(a: str, b: str) -> bool:
-    """Whether the records of two object types on one row are associated with each other."""
-    if PRODUCT in (a, b):
-        return False  # products are never associated; line items point at them by hs_product_id
-    if LINE_ITEM in (a, b):
-        return (b if a == LINE_ITEM else a) in LINE_ITEM_PARENTS
-    return True

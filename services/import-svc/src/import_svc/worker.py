@@ -24,12 +24,10 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import structlog
 from crm_common.app import ServiceRuntime
-from crm_common.cloudevents import CloudEvent
 from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.db import transaction
 from crm_common.observability import tracing
@@ -37,23 +35,18 @@ from crm_common.outbox import add_event
 from crm_common.settings import to_plain_url
 
 from import_svc import metrics, repository
+from import_svc.domain.plan import InvalidImportRequest, bind_columns, parse_plan
+from import_svc.domain.values import number_format_for, zone
+from import_svc.events import import_event
 from import_svc.files import FileLayout, FileProblem, batches, inspect
 from import_svc.pipeline import BoundFile, JobContext, process_batch
-from import_svc.plan import InvalidImportRequest, bind_columns, parse_plan
 from import_svc.settings import Settings
-from import_svc.values import number_format_for, zone
 
 log = structlog.get_logger(__name__)
 
 
 class SimulatedCrash(Exception):
     """Raised by the fault-injection setting: the worker stops as if its process died."""
-
-
-def import_event(event_type: str, row: dict[str, Any], *, traceparent: str | None = None, **data: Any) -> CloudEvent:
-    return CloudEvent(source="import-svc", type=event_type, subject=f"imports/{row['id']}",
-                      corralaccount=row["account_id"], traceparent=traceparent,
-                      data={"importId": str(row["id"]), "name": row["name"], "state": row["state"], **data})
 
 
 class ImportWorker:

@@ -26,10 +26,10 @@ from starlette.datastructures import UploadFile
 from import_svc.api.deps import Auth
 from import_svc.business_card import found_anything, parse_business_card
 from import_svc.capture import PLATFORMS, ContactDraft, count_vcards, parse_qr_text, parse_vcards
+from import_svc.domain.mapping import check_cell
+from import_svc.domain.values import number_format_for
 from import_svc.duplicates import existing_contact
-from import_svc.mapping import check_cell
 from import_svc.ocr import ImageRejected, OcrUnavailable, load_image, plain_text, read_card
-from import_svc.values import number_format_for
 
 router = APIRouter(prefix="/corral/v1/capture", tags=["Mobile capture"])
 

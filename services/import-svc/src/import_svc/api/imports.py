@@ -6,30 +6,25 @@ import asyncio
 import csv
 import io
 import os
-import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses, not_found
 from crm_common.inputs import check_text, parse_after, parse_id
 from crm_common.object_types import STANDARD_OBJECT_TYPES
-from crm_common.observability import tracing
-from crm_common.outbox import add_event
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from import_svc import metrics, repository
+from import_svc import repository, service
 from import_svc.api.deps import Auth, Session
-from import_svc.files import MAX_BYTES, FileProblem, inspect
-from import_svc.plan import InvalidImportRequest, parse_plan
-from import_svc.values import formula_safe
-from import_svc.worker import import_event
+from import_svc.domain.plan import InvalidImportRequest, parse_plan
+from import_svc.domain.values import formula_safe
+from import_svc.files import MAX_BYTES
 
 router = APIRouter(tags=["Imports"])
 corral_router = APIRouter(prefix="/corral/v1/imports", tags=["Imports (Corral)"])
@@ -80,25 +75,12 @@ def _store_dir(request: Request) -> Path:
     return Path(request.app.state.runtime.settings.file_store_dir)
 
 
-def _copy_upload(upload: UploadFile, dest: Path) -> int:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    upload.file.seek(0)
-    with dest.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, 1 << 20)
-    return dest.stat().st_size
-
-
-def _too_big() -> HubSpotError:
-    return HubSpotError(400, "File size exceeds the maximum of 512 MB. Split the file into smaller files.",
-                        category="VALIDATION_ERROR", errors=[{"message": "File too large", "code": "FILE_TOO_LARGE"}])
-
-
 @router.post("/crm/v3/imports", response_model=None, responses=error_responses(400, 401, 403, 413),
              summary="Start a new import")
 async def start_import(request: Request, auth: Auth, session: Session) -> Any:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_FILES * MAX_BYTES:
-        raise _too_big()
+        raise service.too_big()
     # starlette spools each file part to a temporary file past 1 MB: an upload is never held in memory.
     form = await request.form(max_files=MAX_FILES, max_fields=20)
     try:
@@ -120,50 +102,12 @@ async def start_import(request: Request, auth: Auth, session: Session) -> Any:
         if not uploads:
             raise HubSpotError(400, "No files were uploaded: send one `files` part per file", category="VALIDATION_ERROR")
         store = _store_dir(request) / str(auth.account_id) / uuid.uuid4().hex
-        stored: list[tuple[Any, Path, int, str]] = []
-        total_rows = 0
-        try:
-            for file_plan in plan.files:
-                upload = uploads.get(file_plan.file_name) or uploads.get(os.path.basename(file_plan.file_name))
-                if upload is None and len(plan.files) == 1 and len(uploads) == 1:
-                    upload = next(iter(uploads.values()))
-                if upload is None:
-                    raise HubSpotError(400, f"No uploaded file matches fileName {file_plan.file_name}: the file "
-                                       f"part's name must be the fileName", category="VALIDATION_ERROR")
-                dest = store / f"{file_plan.position}-{os.path.basename(file_plan.file_name) or 'file'}"
-                size = await asyncio.to_thread(_copy_upload, upload, dest)
-                if size > MAX_BYTES:
-                    raise _too_big()
-                try:
-                    layout = await asyncio.to_thread(inspect, dest, file_plan.file_name, file_plan.file_format)
-                except FileProblem as exc:
-                    raise HubSpotError(400, str(exc), category="VALIDATION_ERROR") from None
-                total_rows += layout.data_rows
-                if file_plan.has_header and layout.header:
-                    known = {h.strip().lower() for h in layout.header}
-                    missing = [c.name for c in file_plan.columns if c.name and c.name.lower() not in known]
-                    if missing and len(file_plan.columns) != len(layout.header):
-                        raise HubSpotError(400, f"Column mappings do not match the file's header: "
-                                           f"{', '.join(missing)} not found in {file_plan.file_name}",
-                                           category="VALIDATION_ERROR")
-                stored.append((file_plan, dest, size, layout.file_format))
-        except BaseException:
-            await asyncio.to_thread(shutil.rmtree, store, True)
-            raise
+        files = await service.store_files(plan=plan, uploads=uploads, store=store)
     finally:
         await form.close()
-    state = "STARTED"
-    if await repository.active_count(session, auth.account_id) >= request.app.state.runtime.settings.max_processing_per_account:
-        state = "DEFERRED"
-    counters = {"TOTAL_ROWS": total_rows}
-    row = await repository.insert_import(session, account_id=auth.account_id, name=plan.name, state=state,
-                                         request=request_json, mapped=plan.mapped_object_type_ids(), counters=counters,
-                                         trace_parent=tracing.current_traceparent())
-    file_ids = []
-    for file_plan, dest, size, file_format in stored:
-        file_ids.append(await repository.insert_file(session, import_id=row["id"], position=file_plan.position,
-                                                     file_name=file_plan.file_name, path=str(dest.resolve()),
-                                                     size=size, file_format=file_format))
+    row, file_ids, counters = await service.start_import(
+        session, account_id=auth.account_id, plan=plan, request_json=request_json, files=files,
+        max_processing_per_account=request.app.state.runtime.settings.max_processing_per_account)
     worker = request.app.state.runtime.extras.get("worker")
     if worker is not None:
         # The unit of work commits as this returns; the worker looks a moment later.
@@ -200,16 +144,8 @@ async def get_import(importId: str, auth: Auth, session: Session) -> Any:
 @router.post("/crm/v3/imports/{importId}/cancel", response_model=None, responses=error_responses(401, 403, 404),
              summary="Cancel an active import")
 async def cancel_import(importId: str, auth: Auth, session: Session) -> Any:
-    row = await repository.get_import(session, auth.account_id, _import_id(importId), for_update=True)
-    if row is None:
-        raise not_found(f"Import {importId} not found")
-    requested = datetime.now(UTC)
-    if row["state"] in repository.RUNNABLE_STATES:
-        checkpoint = await repository.get_checkpoint(session, row["id"])
-        row = await repository.set_state(session, row["id"], "CANCELED", completed=True,
-                                         counters=checkpoint["counters"])
-        await add_event(session, import_event("import.canceled", row, counters=checkpoint["counters"]))
-        metrics.FINISHED.labels("CANCELED").inc()
+    row, requested = await service.cancel_import(session, account_id=auth.account_id, import_id=_import_id(importId),
+                                                 raw_id=importId)
     return FastJSONResponse({"status": "COMPLETE", "requestedAt": iso(requested),
                            "startedAt": iso(row["started_at"] or row["created_at"]),
                            "completedAt": iso(row["completed_at"] or requested), "links": {}})
@@ -259,24 +195,10 @@ async def import_errors(importId: str, auth: Auth, session: Session, after: str 
              summary="Revert an import (Corral): delete what it created, restore what it overwrote")
 async def revert_import(importId: str, auth: Auth, request: Request) -> Any:
     runtime = request.app.state.runtime
-    records: RecordsClient = runtime.extras["records"]
-    async with runtime.sessionmaker() as session, session.begin():
-        row = await repository.get_import(session, auth.account_id, _import_id(importId))
-        if row is None:
-            raise not_found(f"Import {importId} not found")
-        if row["state"] in ("STARTED", "DEFERRED", "PROCESSING"):
-            raise HubSpotError(409, "The import is still running: cancel it first, then revert it",
-                               category="CONFLICT")
-        if row["state"] == "REVERTED":
-            raise HubSpotError(409, "The import was reverted already", category="CONFLICT")
-    try:
-        outcome = (await records.undo(auth.account_id, f"import:{row['id']}")).model_dump()
-    except ServiceCallError as exc:
-        raise HubSpotError(502 if exc.status >= 500 else 400, f"The revert failed: {exc.message}") from None
-    async with runtime.sessionmaker() as session, session.begin():
-        row = await repository.set_state(session, row["id"], "REVERTED")
-        await add_event(session, import_event("import.reverted", row, result=outcome))
-        body = (await _with_live_counters(session, [row]))[0]
+    row, file_ids, outcome = await service.revert_import(runtime.sessionmaker, runtime.extras["records"],
+                                                         account_id=auth.account_id, import_id=_import_id(importId),
+                                                         raw_id=importId)
+    body = import_json(row, file_ids)
     body["revert"] = outcome
     return FastJSONResponse(body)
 

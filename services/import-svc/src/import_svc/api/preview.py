@@ -21,12 +21,12 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from import_svc.api.deps import Auth
-from import_svc.api.imports import _copy_upload, _too_big
-from import_svc.error_types import import_error_type
+from import_svc.domain.error_types import import_error_type
+from import_svc.domain.mapping import check_cell, suggest
+from import_svc.domain.plan import InvalidImportRequest, object_type_id
+from import_svc.domain.values import DATE_FORMATS, guess_date_format, number_format_for, zone
 from import_svc.files import MAX_BYTES, FileProblem, batches, inspect, iter_rows
-from import_svc.mapping import check_cell, suggest
-from import_svc.plan import InvalidImportRequest, object_type_id
-from import_svc.values import DATE_FORMATS, guess_date_format, number_format_for, zone
+from import_svc.service import copy_upload, too_big
 
 router = APIRouter(prefix="/corral/v1/imports", tags=["Imports (Corral)"])
 
@@ -78,12 +78,12 @@ async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
         time_zone = zone(str(form.get("timeZone") or "") or None)
         work = Path(runtime.settings.file_store_dir) / "previews" / uuid.uuid4().hex
         dest = work / file_name
-        size = await asyncio.to_thread(_copy_upload, upload, dest)
+        size = await asyncio.to_thread(copy_upload, upload, dest)
     finally:
         await form.close()
     try:
         if size > MAX_BYTES:
-            raise _too_big()
+            raise too_big()
         try:
             layout = await asyncio.to_thread(inspect, dest, file_name, None)
             first_rows = await asyncio.to_thread(_head, dest, layout)

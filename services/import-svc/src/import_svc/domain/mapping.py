@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 
-from import_svc.values import CouldNotParse, NumberFormat, convert
+from import_svc.domain.values import CouldNotParse, NumberFormat, convert
 
 # Common headers in other languages, for the properties people import most. Labels of custom
 # properties are matched as written; these cover the standard ones.
