@@ -169,7 +169,7 @@ def test_a_device_contact_without_email_updates_its_existing_contact(api: httpx.
     response = api.post("/corral/v1/capture/vcards", content=vcard.encode(), headers={"Content-Type": "text/vcard"})
     assert response.status_code == 200, response.text
     [result] = response.json()["results"]
-    assert result["status"] == "UPDATED" and result["id"] == existing
+    assert result["status"] == "UPDATED" and result["id"] == existing, result
     contact = api.get(f"/crm/v3/objects/contacts/{existing}",
                       params={"properties": "jobtitle,hubspot_owner_id,lifecyclestage,email"}).json()["properties"]
     assert contact["jobtitle"] == "Maintainer"

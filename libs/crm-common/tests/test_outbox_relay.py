@@ -29,6 +29,8 @@ class BrokerLink:
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
         self.connections: set[asyncio.StreamWriter] = set()
+        # Connections whose bytes are dropped both ways while their sockets stay open (a half-open link).
+        self.stalled: set[asyncio.StreamWriter] = set()
 
     async def up(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -43,6 +45,10 @@ class BrokerLink:
             writer.transport.abort()
         self.connections.clear()
 
+    def stall(self) -> None:
+        """The open connections go silent without closing; new ones pass as before."""
+        self.stalled.update(self.connections)
+
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         broker_reader, broker_writer = await asyncio.open_connection("127.0.0.1", BROKER_PORT)
         self.connections.update({client_writer, broker_writer})
@@ -50,6 +56,8 @@ class BrokerLink:
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
                 while data := await reader.read(65536):
+                    if writer in self.stalled or client_writer in self.stalled:
+                        continue
                     writer.write(data)
                     await writer.drain()
             writer.transport.abort()
@@ -73,6 +81,40 @@ async def collect(queue: aio_pika.abc.AbstractQueue, expected: set[str], timeout
             continue
         seen.update(e.id for e in decode_events(message.body, message.content_type))
     return seen
+
+
+async def test_a_broker_connection_that_goes_silent_is_replaced(outbox_database: str) -> None:
+    """A publish whose confirmation never comes (the link died without a close) does not stall the relay."""
+    exchange_name = f"corral.test.{uuid.uuid4().hex[:8]}"
+    link = BrokerLink()
+    await link.up()
+    listener = await aio_pika.connect(DEFAULT_AMQP_URL)
+    channel = await listener.channel()
+    exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, routing_key="#")
+    engine = make_engine(outbox_database)
+    sessions = make_sessionmaker(engine)
+    relay = OutboxRelay(database_url=outbox_database, amqp_url=f"amqp://guest:guest@127.0.0.1:{link.port}/",
+                        exchange=exchange_name, source="test", poll_interval=0.2, confirm_timeout=2.0)
+    await relay.start()
+    first = [CloudEvent(source="test", type="record.created", corralaccount=1, data={}) for _ in range(3)]
+    later = [CloudEvent(source="test", type="record.updated", corralaccount=1, data={}) for _ in range(3)]
+    try:
+        async with transaction(sessions) as session:
+            await add_events(session, first)
+        assert await collect(queue, {e.id for e in first}, timeout=20) >= {e.id for e in first}
+
+        link.stall()
+        async with transaction(sessions) as session:
+            await add_events(session, later)
+        assert await collect(queue, {e.id for e in later}, timeout=30) >= {e.id for e in later}
+    finally:
+        await relay.stop()
+        await link.down()
+        await exchange.delete()
+        await listener.close()
+        await engine.dispose()
 
 
 async def test_no_event_is_lost_while_the_broker_is_down(outbox_database: str) -> None:

@@ -127,6 +127,7 @@ class OutboxRelay:
         source: str,
         batch_size: int = 200,
         poll_interval: float = 2.0,
+        confirm_timeout: float = 10.0,
     ) -> None:
         self._database_url = to_plain_url(database_url)
         self._amqp_url = amqp_url
@@ -134,6 +135,7 @@ class OutboxRelay:
         self._source = source
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._confirm_timeout = confirm_timeout
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -208,7 +210,9 @@ class OutboxRelay:
             try:
                 # Raises if the broker nacks or the channel drops: the transaction rolls back and the
                 # rows are published again later (at least once; consumers deduplicate by event id).
-                await asyncio.gather(*confirmations)
+                # A publish sent just as the connection died may never be confirmed nor refused: past the
+                # timeout the connection is treated as dead and made again.
+                await asyncio.wait_for(asyncio.gather(*confirmations), timeout=self._confirm_timeout)
             except Exception as exc:
                 for span in spans:
                     span.record_exception(exc)
