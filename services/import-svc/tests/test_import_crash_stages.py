@@ -54,7 +54,7 @@ async def test_a_worker_killed_at_any_stage_of_a_batch_changes_nothing(
                                   worker_lease_seconds=3600) as first:
         first.headers.update(headers)
         import_id = (await start_import(first, REQUEST, {"contacts.csv": crash_file()})).json()["id"]
-        worker = first.service_app.state.runtime.extras["worker"]  # type: ignore[attr-defined]
+        worker = first.service_app.state.runtime.resources.worker  # type: ignore[attr-defined]
         for _ in range(1200):  # up to a minute: CI machines can be slow
             if worker._crashed:
                 break

@@ -44,7 +44,7 @@ async def test_only_files_of_imports_ended_longer_ago_than_the_retention_are_del
             # Waiting since long ago, but not ended: its file is still to be read.
             await session.execute(text("UPDATE imports SET created_at = now() - interval '60 days' WHERE id = :i"),
                                   {"i": int(still_waiting)})
-        worker = ImportWorker(app.state.runtime, app.state.runtime.extras["records"], app.state.runtime.settings)
+        worker = ImportWorker(app.state.runtime, app.state.runtime.resources.records, app.state.runtime.settings)
         assert app.state.runtime.settings.file_retention_days == 30
         assert await worker.sweep_files() == 2
         assert await worker.sweep_files() == 0  # nothing left to do: a second replica's sweep finds nothing
@@ -112,7 +112,7 @@ async def test_upload_directories_no_import_refers_to_are_swept_after_a_day(
         for directory in (left_by_a_dead_start.parent, left_by_a_dead_preview.parent, kept_file.parent):
             os.utime(directory, (two_days_ago, two_days_ago))
 
-        worker = ImportWorker(app.state.runtime, app.state.runtime.extras["records"], app.state.runtime.settings)
+        worker = ImportWorker(app.state.runtime, app.state.runtime.resources.records, app.state.runtime.settings)
         assert await worker.sweep_orphan_uploads() == 2
         assert not left_by_a_dead_start.parent.exists() and not left_by_a_dead_preview.parent.exists()
         assert in_progress.exists(), "a directory touched within the day may belong to a call still running"

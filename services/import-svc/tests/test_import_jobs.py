@@ -49,7 +49,7 @@ async def test_crash_mid_import_resumes_exactly(import_app_factory: Any, private
         assert response.status_code == 200, response.text
         import_id = response.json()["id"]
         async with first.service_app.state.runtime.sessionmaker() as session:  # type: ignore[attr-defined]
-            worker = first.service_app.state.runtime.extras["worker"]  # type: ignore[attr-defined]
+            worker = first.service_app.state.runtime.resources.worker  # type: ignore[attr-defined]
             for _ in range(1200):  # up to a minute: CI machines can be slow
                 if worker._stopping:
                     break
@@ -262,7 +262,7 @@ async def test_crash_during_a_keyless_create_import_creates_nothing_twice(
                                   worker_lease_seconds=1) as first:
         first.headers.update(headers)
         import_id = (await start_import(first, request, {"companies.csv": content})).json()["id"]
-        worker = first.service_app.state.runtime.extras["worker"]  # type: ignore[attr-defined]
+        worker = first.service_app.state.runtime.resources.worker  # type: ignore[attr-defined]
         for _ in range(1200):  # up to a minute: CI machines can be slow
             if worker._stopping:
                 break

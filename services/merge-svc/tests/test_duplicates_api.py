@@ -20,7 +20,7 @@ def _pairs(clusters: list[dict[str, Any]]) -> set[frozenset[str]]:
 async def _deliver(merge_app: Any, event: CloudEvent) -> None:
     """What the consumer does with an event from the broker (the broker path itself is covered end to end)."""
     runtime = merge_app.runtime
-    handle = events.handler(lambda: runtime.extras["records"])
+    handle = events.handler(lambda: runtime.resources.records)
     async with transaction(runtime.sessionmaker) as session:
         await handle(session, event)
 

@@ -209,9 +209,9 @@ async def test_companies_cannot_be_merged_while_salesforce_company_sync_is_on(
         asked.append(request.url.params["objectType"])
         return httpx.Response(200, json={"objectType": request.url.params["objectType"], "syncEnabled": True})
 
-    extras = merge_app.runtime.extras
-    real = extras["sync"]
-    extras["sync"] = SyncClient(ServiceClient(base_url="http://sync", secret="x", caller="merge-svc",
+    resources = merge_app.runtime.resources
+    real = resources.sync
+    resources.sync = SyncClient(ServiceClient(base_url="http://sync", secret="x", caller="merge-svc",
                                               transport=httpx.MockTransport(sync_on)))
     try:
         refused = await merge(merges, "companies", first, second)
@@ -221,7 +221,7 @@ async def test_companies_cannot_be_merged_while_salesforce_company_sync_is_on(
         # Contacts do not depend on company sync.
         assert (await merge(merges, "contacts", contact_a, contact_b)).status_code == 200
     finally:
-        extras["sync"] = real
+        resources.sync = real
     assert (await read(records, "companies", first, "name"))["id"] == first
     assert (await merge(merges, "companies", first, second)).status_code == 200
 
@@ -237,14 +237,14 @@ async def test_company_merges_fail_closed_when_sync_status_is_unknown(
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    extras = merge_app.runtime.extras
-    real = extras["sync"]
-    extras["sync"] = SyncClient(ServiceClient(base_url="http://sync", secret="x", caller="merge-svc",
+    resources = merge_app.runtime.resources
+    real = resources.sync
+    resources.sync = SyncClient(ServiceClient(base_url="http://sync", secret="x", caller="merge-svc",
                                               transport=httpx.MockTransport(unreachable)))
     try:
         refused = await merge(merges, "companies", first, second)
     finally:
-        extras["sync"] = real
+        resources.sync = real
     assert refused.status_code == 503, refused.text
     assert "sync status could not be checked" in refused.json()["message"]
 
@@ -267,15 +267,15 @@ async def test_a_merge_records_svc_refuses_is_kept_as_failed(merges: httpx.Async
                                                  "message": "contact 1 was already merged into 2"})
             return await inner.handle_async_request(request)
 
-    extras = merge_app.runtime.extras
-    real = extras["records"]
-    extras["records"] = RecordsClient(ServiceClient(base_url="http://records",
+    resources = merge_app.runtime.resources
+    real = resources.records
+    resources.records = RecordsClient(ServiceClient(base_url="http://records",
                                                     secret=merge_app.runtime.settings.internal_secret,
                                                     caller="merge-svc", transport=RefusingApply()))
     try:
         refused = await merge(merges, "contacts", primary, secondary)
     finally:
-        extras["records"] = real
+        resources.records = real
     assert refused.status_code == 409 and "already merged" in refused.json()["message"]
     history = (await merges.get("/corral/v1/merges", params={"recordId": primary})).json()["results"]
     assert [(m["status"], m["error"]) for m in history] == [("FAILED", "contact 1 was already merged into 2")]

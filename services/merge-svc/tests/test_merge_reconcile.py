@@ -39,9 +39,9 @@ async def test_pending_merges_are_settled_applied_or_failed(merges: httpx.AsyncC
 
     async with subscribed("record.merged") as queue:
         # Too young: a merge may still be in flight.
-        assert (await reconcile_pending(sessionmaker=runtime.sessionmaker, records=runtime.extras["records"],
+        assert (await reconcile_pending(sessionmaker=runtime.sessionmaker, records=runtime.resources.records,
                                         older_than_seconds=3600))["applied"] == 0
-        settled = await reconcile_pending(sessionmaker=runtime.sessionmaker, records=runtime.extras["records"],
+        settled = await reconcile_pending(sessionmaker=runtime.sessionmaker, records=runtime.resources.records,
                                           older_than_seconds=0)
         assert settled["applied"] >= 1 and settled["failed"] >= 1
         event = await next_event(queue, {"mergeId": str(applied_id)})

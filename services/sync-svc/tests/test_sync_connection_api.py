@@ -24,7 +24,7 @@ async def test_client_credentials_connect_and_secrets_at_rest(sync, sync_app, sa
     assert body["connectedAt"] and body["dailyApiRequests"]["max"] == 100_000
     shown = (await sync.get(f"{BASE}/connection")).json()
     assert shown["status"] == "CONNECTED" and "clientSecret" not in shown
-    connector = sync_app.runtime.extras["sync"].connector
+    connector = sync_app.runtime.resources.connector
     async with sync_app.runtime.sessionmaker() as db:
         row = await connections.get(db, account_id)
     token = connector.open(row).session.access_token

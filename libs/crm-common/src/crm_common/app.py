@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import aio_pika
 import orjson
@@ -32,8 +32,11 @@ log = structlog.get_logger(__name__)
 UNAUTHENTICATED_PATHS = frozenset({"/livez", "/readyz", "/openapi.json", "/docs", "/metrics"})
 
 
+R = TypeVar("R")
+
+
 @dataclass
-class ServiceRuntime:
+class ServiceRuntime(Generic[R]):
     """Resources built in the lifespan and handed to routes through `request.app.state.runtime`."""
 
     settings: BaseServiceSettings
@@ -42,7 +45,9 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     consumer: EventConsumer | None = None
     broker: aio_pika.abc.AbstractRobustConnection | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The service's own resources (its clients and workers), one typed dataclass per service built by its
+    # startup hook; routes reach them through the Annotated dependencies of the service's `api/deps.py`.
+    resources: R | None = None
 
 
 class RequestContextMiddleware:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from crm_common.http import ServiceClient
 from fastapi import FastAPI
 
 from import_svc.api import capture, imports, preview
+from import_svc.api.deps import ImportResources
 from import_svc.metrics import STATE_METRICS
 from import_svc.settings import Settings
 from import_svc.worker import ImportWorker
@@ -25,30 +27,31 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
     """`records_transport`/`merge_transport` let tests run those services in-process (httpx.ASGITransport)."""
     settings = settings or Settings()
 
-    async def start(runtime: ServiceRuntime) -> None:
+    async def start(runtime: ServiceRuntime[ImportResources]) -> None:
         client = ServiceClient(base_url=settings.records_url, secret=settings.internal_secret,
                                caller=settings.service_name, timeout=settings.records_timeout,
                                transport=records_transport)
-        runtime.extras["records_http"] = client
-        runtime.extras["records"] = RecordsClient(client, retries=settings.records_retries,
-                                                  parallel_calls=settings.records_parallel_calls)
-        runtime.extras["merges"] = MergesClient(ServiceClient(
-            base_url=settings.merge_url, secret=settings.internal_secret, caller=settings.service_name,
-            timeout=10.0, transport=merge_transport), retries=2)
+        resources = ImportResources(
+            records=RecordsClient(client, retries=settings.records_retries,
+                                  parallel_calls=settings.records_parallel_calls),
+            merges=MergesClient(ServiceClient(
+                base_url=settings.merge_url, secret=settings.internal_secret, caller=settings.service_name,
+                timeout=10.0, transport=merge_transport), retries=2),
+            ocr_slots=asyncio.Semaphore(max(1, settings.ocr_at_once)))
+        runtime.resources = resources
         Path(settings.file_store_dir).mkdir(parents=True, exist_ok=True)
         if settings.run_worker:
-            worker = ImportWorker(runtime, runtime.extras["records"], settings)
-            runtime.extras["worker"] = worker
-            worker.start()
+            resources.worker = ImportWorker(runtime, resources.records, settings)
+            resources.worker.start()
 
-    async def stop(runtime: ServiceRuntime) -> None:
-        worker = runtime.extras.get("worker")
-        if worker is not None:
-            await worker.stop()
-        for name in ("records_http", "merges"):
-            client = runtime.extras.get(name)
-            if client is not None:
-                await client.aclose()
+    async def stop(runtime: ServiceRuntime[ImportResources]) -> None:
+        resources = runtime.resources
+        if resources is None:
+            return
+        if resources.worker is not None:
+            await resources.worker.stop()
+        for client in (resources.records, resources.merges):
+            await client.aclose()
 
     return create_service_app(
         settings=settings,

@@ -12,6 +12,7 @@ from crm_common.http import ServiceClient
 from fastapi import FastAPI
 
 from merge_svc.api import duplicates, merges
+from merge_svc.api.deps import MergeResources
 from merge_svc.duplicates import events as duplicate_events
 from merge_svc.duplicates.scans import ScanWorker
 from merge_svc.metrics import STATE_METRICS
@@ -26,37 +27,36 @@ def create_app(settings: Settings | None = None, *, records_transport=None, sync
     settings = settings or Settings()
     clients: dict[str, RecordsClient] = {}
 
-    async def start_clients(runtime: ServiceRuntime) -> None:
-        runtime.extras["records"] = RecordsClient(ServiceClient(
-            base_url=settings.records_url, secret=settings.internal_secret, caller=settings.service_name,
-            transport=records_transport), retries=settings.records_retries)
-        clients["records"] = runtime.extras["records"]
-        runtime.extras["sync"] = SyncClient(ServiceClient(
-            base_url=settings.sync_url, secret=settings.internal_secret, caller=settings.service_name,
-            timeout=10.0, transport=sync_transport), retries=2)
+    async def start_clients(runtime: ServiceRuntime[MergeResources]) -> None:
+        resources = MergeResources(
+            records=RecordsClient(ServiceClient(
+                base_url=settings.records_url, secret=settings.internal_secret, caller=settings.service_name,
+                transport=records_transport), retries=settings.records_retries),
+            sync=SyncClient(ServiceClient(
+                base_url=settings.sync_url, secret=settings.internal_secret, caller=settings.service_name,
+                timeout=10.0, transport=sync_transport), retries=2))
+        runtime.resources = resources
+        clients["records"] = resources.records
         if settings.reconcile_interval_seconds > 0:
-            reconciler = PendingMergeReconciler(
-                sessionmaker=runtime.sessionmaker, records=runtime.extras["records"],
+            resources.reconciler = PendingMergeReconciler(
+                sessionmaker=runtime.sessionmaker, records=resources.records,
                 interval=settings.reconcile_interval_seconds, grace=settings.reconcile_grace_seconds)
-            reconciler.start()
-            runtime.extras["reconciler"] = reconciler
+            resources.reconciler.start()
         if settings.run_scans:
-            scans = ScanWorker(sessionmaker=runtime.sessionmaker, records=runtime.extras["records"],
-                               poll_seconds=settings.scan_poll_seconds)
-            scans.start()
-            runtime.extras["scans"] = scans
+            resources.scans = ScanWorker(sessionmaker=runtime.sessionmaker, records=resources.records,
+                                         poll_seconds=settings.scan_poll_seconds)
+            resources.scans.start()
 
-    async def stop_clients(runtime: ServiceRuntime) -> None:
-        scans = runtime.extras.pop("scans", None)
-        if scans is not None:
-            await scans.stop()
-        reconciler = runtime.extras.pop("reconciler", None)
-        if reconciler is not None:
-            await reconciler.stop()
-        for name in ("records", "sync"):
-            client = runtime.extras.pop(name, None)
-            if client is not None:
-                await client.aclose()
+    async def stop_clients(runtime: ServiceRuntime[MergeResources]) -> None:
+        resources, runtime.resources = runtime.resources, None
+        if resources is None:
+            return
+        if resources.scans is not None:
+            await resources.scans.stop()
+        if resources.reconciler is not None:
+            await resources.reconciler.stop()
+        for client in (resources.records, resources.sync):
+            await client.aclose()
 
     return create_service_app(
         settings=settings,

@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
     in-process (httpx.ASGITransport)."""
     settings = settings or Settings()
 
-    async def start(runtime: ServiceRuntime) -> None:
+    async def start(runtime: ServiceRuntime[SyncResources]) -> None:
         box = SecretBox.from_settings(settings.encryption_key, settings.encryption_key_file)
         if box is None:
             log.warning("no encryption key configured: Salesforce connections are refused until "
@@ -46,12 +46,12 @@ def create_app(settings: Settings | None = None, *, records_transport: httpx.Asy
         connector = Connector(settings=settings, sessionmaker=runtime.sessionmaker, box=box, http=http)
         engine = SyncEngine(settings=settings, engine=runtime.engine, sessionmaker=runtime.sessionmaker,
                             connector=connector, records=SyncRecords(records))
-        runtime.extras["sync"] = SyncResources(connector=connector, records=records, engine=engine)
+        runtime.resources = SyncResources(connector=connector, records=records, engine=engine)
         if settings.run_worker:
             engine.start()
 
-    async def stop(runtime: ServiceRuntime) -> None:
-        resources: SyncResources | None = runtime.extras.pop("sync", None)
+    async def stop(runtime: ServiceRuntime[SyncResources]) -> None:
+        resources, runtime.resources = runtime.resources, None
         if resources is None:
             return
         await resources.engine.stop()

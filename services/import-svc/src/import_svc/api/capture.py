@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from import_svc.api.deps import Auth
+from import_svc.api.deps import Auth, resources_of
 from import_svc.business_card import found_anything, parse_business_card
 from import_svc.capture import PLATFORMS, ContactDraft, count_vcards, parse_qr_text, parse_vcards
 from import_svc.domain.mapping import check_cell
@@ -57,7 +57,7 @@ def _platform(value: str | None) -> str:
 
 
 def _records(request: Request) -> RecordsClient:
-    return request.app.state.runtime.extras["records"]
+    return resources_of(request).records
 
 
 def _records_failure(exc: ServiceCallError) -> HubSpotError:
@@ -69,7 +69,7 @@ async def _save(request: Request, account_id: int, drafts: list[ContactDraft], *
                 kind: str) -> list[dict[str, Any]]:
     try:
         return await _upsert_drafts(_records(request), account_id, drafts, platform=platform, kind=kind,
-                                    merges=request.app.state.runtime.extras.get("merges"))
+                                    merges=resources_of(request).merges)
     except ServiceCallError as exc:
         raise _records_failure(exc) from None
 
@@ -290,11 +290,7 @@ async def _image_from_request(request: Request) -> bytes:
 
 
 def _image_slots(request: Request) -> asyncio.Semaphore:
-    """Decoding and reading images is CPU work in threads: at most `ocr_at_once` at a time per process."""
-    extras = request.app.state.runtime.extras
-    if "ocr_slots" not in extras:
-        extras["ocr_slots"] = asyncio.Semaphore(max(1, request.app.state.runtime.settings.ocr_at_once))
-    return extras["ocr_slots"]
+    return resources_of(request).ocr_slots
 
 
 _CARD_IMAGE_REQUEST = {"requestBody": {"required": True, "content": {

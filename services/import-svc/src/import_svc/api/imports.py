@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from import_svc import repository, service
-from import_svc.api.deps import Auth, Session
+from import_svc.api.deps import Auth, Resources, Session, resources_of
 from import_svc.domain.plan import InvalidImportRequest, parse_plan
 from import_svc.domain.values import formula_safe
 from import_svc.files import MAX_BYTES
@@ -108,7 +108,7 @@ async def start_import(request: Request, auth: Auth, session: Session) -> Any:
     row, file_ids, counters = await service.start_import(
         session, account_id=auth.account_id, plan=plan, request_json=request_json, files=files,
         max_processing_per_account=request.app.state.runtime.settings.max_processing_per_account)
-    worker = request.app.state.runtime.extras.get("worker")
+    worker = resources_of(request).worker
     if worker is not None:
         # The unit of work commits as this returns; the worker looks a moment later.
         asyncio.get_running_loop().call_later(0.05, worker.wake)
@@ -193,9 +193,8 @@ async def import_errors(importId: str, auth: Auth, session: Session, after: str 
 
 @router.post("/crm/v3/imports/{importId}/revert", response_model=None, responses=error_responses(400, 401, 403, 404, 409),
              summary="Revert an import (Corral): delete what it created, restore what it overwrote")
-async def revert_import(importId: str, auth: Auth, request: Request) -> Any:
-    runtime = request.app.state.runtime
-    row, file_ids, outcome = await service.revert_import(runtime.sessionmaker, runtime.extras["records"],
+async def revert_import(importId: str, auth: Auth, resources: Resources, request: Request) -> Any:
+    row, file_ids, outcome = await service.revert_import(request.app.state.runtime.sessionmaker, resources.records,
                                                          account_id=auth.account_id, import_id=_import_id(importId),
                                                          raw_id=importId)
     body = import_json(row, file_ids)

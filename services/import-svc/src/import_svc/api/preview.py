@@ -20,7 +20,7 @@ from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
-from import_svc.api.deps import Auth
+from import_svc.api.deps import Auth, resources_of
 from import_svc.domain.error_types import import_error_type
 from import_svc.domain.mapping import check_cell, suggest
 from import_svc.domain.plan import InvalidImportRequest, object_type_id
@@ -58,7 +58,7 @@ def _check_row(line: int, cells: list[str], width: int, mapped: list[tuple[int, 
              summary="Suggest column mappings and validate the first rows (or all rows with dryRun)")
 async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
     runtime = request.app.state.runtime
-    records: RecordsClient = runtime.extras["records"]
+    records: RecordsClient = resources_of(request).records
     form = await request.form(max_files=1, max_fields=20)
     try:
         upload = form.get("file") or form.get("files")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 from crm_common.auth import Auth
 from crm_common.contracts.records import RecordsClient
@@ -10,13 +11,29 @@ from crm_common.contracts.sync import SyncClient
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+if TYPE_CHECKING:
+    from merge_svc.duplicates.scans import ScanWorker
+    from merge_svc.reconcile import PendingMergeReconciler
+
+
+@dataclass
+class MergeResources:
+    records: RecordsClient
+    sync: SyncClient
+    reconciler: PendingMergeReconciler | None = None
+    scans: ScanWorker | None = None
+
+
+def resources_of(request: Request) -> MergeResources:
+    return request.app.state.runtime.resources
+
 
 def _records(request: Request) -> RecordsClient:
-    return request.app.state.runtime.extras["records"]
+    return resources_of(request).records
 
 
 def _sync(request: Request) -> SyncClient:
-    return request.app.state.runtime.extras["sync"]
+    return resources_of(request).sync
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -27,4 +44,4 @@ Records = Annotated[RecordsClient, Depends(_records)]
 Sync = Annotated[SyncClient, Depends(_sync)]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
 
-__all__ = ["Auth", "Records", "Sessions", "Sync"]
+__all__ = ["Auth", "MergeResources", "Records", "Sessions", "Sync", "resources_of"]

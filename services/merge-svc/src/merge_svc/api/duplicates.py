@@ -14,7 +14,7 @@ from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from merge_svc.api.deps import Auth, Records, Sessions
+from merge_svc.api.deps import Auth, Records, Sessions, resources_of
 from merge_svc.domain.matching import Kind
 from merge_svc.duplicates import service
 
@@ -132,7 +132,7 @@ async def start_job(payload: JobInput, auth: Auth, records: Records, sessions: S
     async with transaction(sessions) as session:
         job = await service.start_scan(account_id=auth.account_id, object_type=object_type, records=records,
                                        session=session)
-    worker = request.app.state.runtime.extras.get("scans")
+    worker = resources_of(request).scans
     if worker is not None:
         worker.wake()
     return FastJSONResponse(service.job_view(job), status_code=202)

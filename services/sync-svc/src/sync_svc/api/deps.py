@@ -30,7 +30,7 @@ class SyncResources:
 
 
 def _resources(request: Request) -> SyncResources:
-    return request.app.state.runtime.extras["sync"]
+    return request.app.state.runtime.resources
 
 
 def _reader(auth: Annotated[AuthContext, Depends(require_auth)]) -> AuthContext:
