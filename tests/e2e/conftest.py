@@ -1,4 +1,8 @@
-"""Boots the real suite (gateway, four services, Salesforce emulator) on free ports for end-to-end tests."""
+"""Boots the real suite (gateway, four services, Salesforce emulator) on free ports for end-to-end tests.
+
+The modules form two xdist groups ("e2e-api": the public API through the SDK and the fuzzers; "e2e": imports,
+kills, sync, metrics, the CLI and the README), so the two pytest workers each boot one suite and share the work.
+"""
 
 from __future__ import annotations
 

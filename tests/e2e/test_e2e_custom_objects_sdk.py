@@ -16,7 +16,7 @@ from hubspot.crm.contacts import (
 from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectCreate
 from hubspot.crm.schemas import ObjectSchemaEgg, ObjectTypeDefinitionLabels, ObjectTypePropertyCreate
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = pytest.mark.xdist_group("e2e-api")
 
 
 def test_custom_object_with_labeled_associations(hubspot) -> None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = pytest.mark.xdist_group("e2e-api")
 
 EXAMPLES = int(os.environ.get("CORRAL_HOSTILE_EXAMPLES", "500"))
 PIECES = ["\x00", "\ud800", "\udfff", "\udc00\ud800", "\u202e", "\u200f", "\u200b", "\ufeff", "\u0301", "²", "١٢٣",

@@ -19,7 +19,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import ApiException, NotFoundException
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = pytest.mark.xdist_group("e2e-api")
 
 
 def unique_email(tag: str) -> str:

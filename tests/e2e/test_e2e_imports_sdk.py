@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hubspot.crm.companies import Filter, FilterGroup, PublicObjectSearchRequest
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = pytest.mark.xdist_group("e2e-api")
 
 
 def test_two_file_import_through_the_gateway(hubspot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from hubspot.crm.companies import SimplePublicObjectInputForCreate as CompanyCre
 from hubspot.crm.contacts import PublicMergeInput, SimplePublicObjectInput, SimplePublicObjectInputForCreate
 from hubspot.crm.contacts.exceptions import ApiException
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = pytest.mark.xdist_group("e2e-api")
 
 
 async def _listen(exchange_name: str, queue_name: str, ready: asyncio.Event, found: list[dict],

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from corral_devtools.neighbours import Calls, Noise, import_request, noisy_neighbour, quiet_account
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = pytest.mark.xdist_group("e2e-api")
 
 
 async def test_a_noisy_account_never_fails_a_quiet_one(suite, token) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = pytest.mark.xdist_group("e2e-api")
 
 
 def test_merged_openapi_lists_the_records_api_and_hides_internal_routes(suite) -> None:  # type: ignore[no-untyped-def]
@@ -30,7 +30,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_status(suite, to
         [str(schemathesis), "run", f"{suite.gateway_url}/openapi.json",
          "-H", f"Authorization: Bearer {token}",
          "--checks", "not_a_server_error,status_code_conformance",
-         "--phases", "examples,fuzzing", "--max-examples", "25", "--seed", "20261123", "--workers", "2",
+         "--phases", "examples,fuzzing", "--max-examples", "10", "--seed", "20261123", "--workers", "2",
          "--no-color", "--report-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=900,
     )

@@ -358,12 +358,18 @@ def test_log_lines_carry_the_trace_and_span_ids(capsys: pytest.CaptureFixture[st
     import structlog
     from crm_common.logging import configure_logging
 
+    # configure_logging binds the current sys.stderr, which capsys closes after this test: the process's
+    # configuration is put back, or every later log line in this worker (the outbox relay's) would raise.
+    before = structlog.get_config()
     configure_logging("things", "INFO", json_output=True)
-    logger = structlog.get_logger("test.trace-ids")
-    with recording_spans():
-        with tracing.tracer("test").start_as_current_span("work") as span:
-            logger.info("inside a span")
-        logger.info("outside any span")
+    try:
+        logger = structlog.get_logger("test.trace-ids")
+        with recording_spans():
+            with tracing.tracer("test").start_as_current_span("work") as span:
+                logger.info("inside a span")
+            logger.info("outside any span")
+    finally:
+        structlog.configure(**before)
     inside, outside = (jsonlib.loads(line) for line in capsys.readouterr().err.strip().splitlines()[-2:])
     assert inside["event"] == "inside a span"
     assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
