@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from crm_common.timestamps import now_timestamp
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -49,7 +50,7 @@ def next_event_id() -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return now_timestamp()
 
 
 def encode_event(event: CloudEvent) -> bytes:

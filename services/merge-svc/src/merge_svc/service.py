@@ -22,6 +22,7 @@ from crm_common.errors import HubSpotError
 from crm_common.inputs import parse_id
 from crm_common.object_types import STANDARD_BY_ID
 from crm_common.outbox import add_event
+from crm_common.timestamps import timestamp_or_none
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from merge_svc import repository
@@ -341,12 +342,8 @@ def merge_view(row: dict[str, Any]) -> dict[str, Any]:
         "properties": plan.get("properties") or {}, "decisions": plan.get("decisions") or {},
         "mergesInvolved": row["merges_involved"], "error": row.get("error"),
         "unmerge": row.get("unmerge_report"),
-        "createdAt": _iso(row["created_at"]), "appliedAt": _iso(row.get("applied_at")),
-        "unmergedAt": _iso(row.get("unmerged_at")),
+        "createdAt": timestamp_or_none(row["created_at"]), "appliedAt": timestamp_or_none(row.get("applied_at")),
+        "unmergedAt": timestamp_or_none(row.get("unmerged_at")),
     }
 
 
-def _iso(moment: Any) -> str | None:
-    if moment is None:
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -16,6 +16,7 @@ import orjson
 from crm_common.cloudevents import event_dict, now_iso
 from crm_common.inputs import as_id
 from crm_common.outbox import add_events
+from crm_common.timestamps import now_timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository
@@ -27,7 +28,6 @@ from records_svc.service import (
     WriteSource,
     journal,
     journal_entry,
-    now_text,
     unique_claims,
 )
 
@@ -269,7 +269,7 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
     creates = [u for u in creates if u.refs]
     updates = [u for u in updates if u.refs]
 
-    changed_at = now_text()
+    changed_at = now_timestamp()
     events: list[dict[str, Any]] = []
     event_time = now_iso()
     source = WriteSource(source_type=source_type, source_id=source_id, operation_id=operation_id, trusted=trusted)

@@ -9,6 +9,7 @@ from typing import Any
 
 from crm_common.errors import HubSpotError
 from crm_common.inputs import as_id
+from crm_common.timestamps import now_timestamp, timestamp_or_none
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository
@@ -20,10 +21,8 @@ from records_svc.service import (
     SYSTEM_MANAGED,
     WriteSource,
     conflict_error,
-    iso,
     journal,
     journal_entry,
-    now_text,
     unique_claims,
 )
 
@@ -51,10 +50,10 @@ def _combined_history(*records: dict[str, Any]) -> dict[str, list[dict[str, Any]
 
 def _public(row: dict[str, Any], object_type: ObjectType) -> dict[str, Any]:
     properties = dict(row["properties"])
-    properties.update({"hs_object_id": str(row["id"]), "createdate": iso(row["created_at"]),
-                       object_type.last_modified_property: iso(row["updated_at"])})
-    return {"id": str(row["id"]), "properties": properties, "createdAt": iso(row["created_at"]),
-            "updatedAt": iso(row["updated_at"]), "archived": bool(row["archived"])}
+    properties.update({"hs_object_id": str(row["id"]), "createdate": timestamp_or_none(row["created_at"]),
+                       object_type.last_modified_property: timestamp_or_none(row["updated_at"])})
+    return {"id": str(row["id"]), "properties": properties, "createdAt": timestamp_or_none(row["created_at"]),
+            "updatedAt": timestamp_or_none(row["updated_at"]), "archived": bool(row["archived"])}
 
 
 async def snapshot(session: AsyncSession, *, account_id: int, object_type: ObjectType, record_id: int) -> dict:
@@ -66,7 +65,7 @@ async def snapshot(session: AsyncSession, *, account_id: int, object_type: Objec
     merged = await repository.lock_for_merge(session, account_id, [record_id])
     links = await repository.record_associations(session, account_id, record_id)
     return {"id": str(record_id), "objectTypeId": object_type.id, "properties": row["properties"],
-            "history": row["history"], "createdAt": iso(row["created_at"]), "updatedAt": iso(row["updated_at"]),
+            "history": row["history"], "createdAt": timestamp_or_none(row["created_at"]), "updatedAt": timestamp_or_none(row["updated_at"]),
             "archived": row["archived"], "mergedInto": str(merged[record_id]["merged_into"])
             if merged[record_id]["merged_into"] else None,
             "associations": links["outgoing"], "incomingAssociations": links["incoming"]}
@@ -111,7 +110,7 @@ async def apply_merge(session: AsyncSession, *, account_id: int, object_type: Ob
     source = WriteSource(source_type="MERGE", source_id=merge_id, operation_id=f"merge:{merge_id}", trusted=True)
     new_row = await repository.insert_record_with_history(
         session, account_id, object_type.id, values, _combined_history(*reversed(rows)), created_at,
-        changed_at=now_text(), source_type="MERGE", source_id=merge_id)
+        changed_at=now_timestamp(), source_type="MERGE", source_id=merge_id)
     new_id = new_row["id"]
     await repository.release_all_unique_values(session, originals)
     conflicts = await repository.claim_unique_values(session, account_id, object_type.id,
@@ -198,7 +197,7 @@ async def unapply_merge(session: AsyncSession, *, account_id: int, object_type: 
         kept.setdefault(str(owner), {})[prop] = value
     # The merged record gives up its identities before the originals claim theirs back.
     await repository.release_all_unique_values(session, [merged_id])
-    changed_at = now_text()
+    changed_at = now_timestamp()
     for record_id, values in ((primary_id, primary_values), *secondaries_values.items()):
         await repository.restore_merged_original(session, account_id, record_id, values, changed_at=changed_at,
                                                  source_id=merge_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -11,13 +11,14 @@ from crm_common.cloudevents import CloudEvent
 from crm_common.errors import HubSpotError
 from crm_common.inputs import abridged, as_id, parse_id
 from crm_common.outbox import add_event, add_events
+from crm_common.timestamps import now_timestamp, timestamp_or_none
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository
 from records_svc.catalog import PropertyCatalog, catalog_knowing, load_catalog
 from records_svc.domain.associations import DEFAULT_TYPES, HUBSPOT_DEFINED, association_key, inverse_of
 from records_svc.domain.object_types import ObjectType
-from records_svc.domain.properties import InvalidValue, format_datetime, normalize_value, unique_values_of
+from records_svc.domain.properties import InvalidValue, normalize_value, unique_values_of
 
 SOURCE = "records-svc"
 # Properties callers may never write; the system maintains them.
@@ -51,10 +52,6 @@ class ValidatedProperties:
     values: dict[str, str] = field(default_factory=dict)
     problems: list[PropertyProblem] = field(default_factory=list)
     created_at: datetime | None = None
-
-
-def now_text() -> str:
-    return format_datetime(datetime.now(UTC))
 
 
 def property_error(problems: list[PropertyProblem]) -> HubSpotError:
@@ -113,17 +110,13 @@ def validate_properties(catalog: PropertyCatalog, raw: dict[str, Any], *, creati
 # --- representation -------------------------------------------------------------------------------------
 
 
-def iso(moment: datetime | None) -> str | None:
-    return format_datetime(moment) if moment else None
-
-
 def to_public(row: dict[str, Any], object_type: ObjectType, *, requested: list[str] | None,
               with_history: list[str] | None = None) -> dict[str, Any]:
     stored: dict[str, str] = row["properties"]
     system = {
         "hs_object_id": str(row["id"]),
-        "createdate": iso(row["created_at"]),
-        object_type.last_modified_property: iso(row["updated_at"]),
+        "createdate": timestamp_or_none(row["created_at"]),
+        object_type.last_modified_property: timestamp_or_none(row["updated_at"]),
     }
     names = list(requested) if requested else list(object_type.default_properties)
     properties: dict[str, str | None] = {}
@@ -135,12 +128,12 @@ def to_public(row: dict[str, Any], object_type: ObjectType, *, requested: list[s
     body: dict[str, Any] = {
         "id": str(row["id"]),
         "properties": properties,
-        "createdAt": iso(row["created_at"]),
-        "updatedAt": iso(row["updated_at"]),
+        "createdAt": timestamp_or_none(row["created_at"]),
+        "updatedAt": timestamp_or_none(row["updated_at"]),
         "archived": bool(row["archived"]),
     }
     if row.get("archived_at"):
-        body["archivedAt"] = iso(row["archived_at"])
+        body["archivedAt"] = timestamp_or_none(row["archived_at"])
     if with_history:
         history = row.get("history") or {}
         body["propertiesWithHistory"] = {name: history.get(name, []) for name in with_history}
@@ -218,7 +211,7 @@ async def create_record(session: AsyncSession, *, account_id: int, object_type: 
     associations_to_add = await _check_create_associations(session, account_id, object_type, associations or [])
     [row] = await repository.insert_records(
         session, account_id, object_type.id, [(validated.values, validated.created_at)],
-        changed_at=now_text(), source_type=source.source_type, source_id=source.source_id)
+        changed_at=now_timestamp(), source_type=source.source_type, source_id=source.source_id)
     conflicts = await repository.claim_unique_values(
         session, account_id, object_type.id, unique_claims(catalog, row["id"], validated.values))
     if conflicts:
@@ -375,7 +368,7 @@ async def apply_updates(session: AsyncSession, *, account_id: int, catalog: Prop
     locked = await repository.fetch_records(session, account_id, object_type.id, ids, archived=False,
                                             for_update=True)
     present = [(i, p) for i, p in updates if i in locked]
-    rows = await repository.update_records(session, present, keep_existing=keep_existing, changed_at=now_text(),
+    rows = await repository.update_records(session, present, keep_existing=keep_existing, changed_at=now_timestamp(),
                                            source_type=source.source_type, source_id=source.source_id)
     outcomes: dict[int, dict[str, Any] | HubSpotError] = {}
     events = []

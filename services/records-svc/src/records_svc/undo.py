@@ -12,10 +12,11 @@ from typing import Any
 
 from crm_common.cloudevents import event_dict, now_iso
 from crm_common.outbox import add_events
+from crm_common.timestamps import now_timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records_svc import repository
-from records_svc.service import SOURCE, now_text
+from records_svc.service import SOURCE
 
 
 @dataclass
@@ -104,7 +105,7 @@ async def undo_operation(session: AsyncSession, *, account_id: int, operation_id
             changed_ids = await repository.set_archived(session, account_id, object_type_id, ids, archived)
             (report.archived_records if archived else report.restored_records).extend(changed_ids)
     updates = [(rid, props) for rid, props in restores.items() if rid in current]
-    await repository.set_properties(session, updates, changed_at=now_text(), source_type=source_type,
+    await repository.set_properties(session, updates, changed_at=now_timestamp(), source_type=source_type,
                                     source_id=operation_id)
     report.restored_values = sum(len(p) for _, p in updates)
 

@@ -7,7 +7,6 @@ import csv
 import io
 import os
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from crm_common.errors import HubSpotError, error_responses, not_found
 from crm_common.inputs import check_text, parse_after, parse_id
 from crm_common.object_types import STANDARD_OBJECT_TYPES
 from crm_common.responses import FastJSONResponse
+from crm_common.timestamps import timestamp_or_none
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
@@ -33,12 +33,6 @@ OBJECT_TYPE_NAMES = {t.id: t.import_name for t in STANDARD_OBJECT_TYPES}
 MAX_FILES = 10
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def _import_id(raw: str) -> int:
     return parse_id(raw, field="importId", what="import id")
 
@@ -50,8 +44,8 @@ def import_json(row: dict[str, Any], file_ids: list[int], counters: dict[str, in
         "state": row["state"],
         "importName": row["name"],
         "importSource": "API",
-        "createdAt": iso(row["created_at"]),
-        "updatedAt": iso(row["updated_at"]),
+        "createdAt": timestamp_or_none(row["created_at"]),
+        "updatedAt": timestamp_or_none(row["updated_at"]),
         "optOutImport": False,
         "mappedObjectTypeIds": list(row["mapped_object_type_ids"]),
         "importRequestJson": row["request"],
@@ -146,9 +140,9 @@ async def get_import(importId: str, auth: Auth, session: Session) -> Any:
 async def cancel_import(importId: str, auth: Auth, session: Session) -> Any:
     row, requested = await service.cancel_import(session, account_id=auth.account_id, import_id=_import_id(importId),
                                                  raw_id=importId)
-    return FastJSONResponse({"status": "COMPLETE", "requestedAt": iso(requested),
-                           "startedAt": iso(row["started_at"] or row["created_at"]),
-                           "completedAt": iso(row["completed_at"] or requested), "links": {}})
+    return FastJSONResponse({"status": "COMPLETE", "requestedAt": timestamp_or_none(requested),
+                           "startedAt": timestamp_or_none(row["started_at"] or row["created_at"]),
+                           "completedAt": timestamp_or_none(row["completed_at"] or requested), "links": {}})
 
 
 def _error_json(row: dict[str, Any], include_message: bool, include_row: bool) -> dict[str, Any]:

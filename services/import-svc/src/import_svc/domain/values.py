@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crm_common.timestamps import format_timestamp
+
 DATE_FORMATS = ("MONTH_DAY_YEAR", "DAY_MONTH_YEAR", "YEAR_MONTH_DAY")
 
 
@@ -138,7 +140,7 @@ def convert_datetime(text: str, date_format: str, time_zone: ZoneInfo | None) ->
                 moment = datetime.fromisoformat(f"{day.isoformat()}T{time_text.replace('Z', '+00:00')}")
             except ValueError:
                 raise CouldNotParse("COULD_NOT_PARSE_DATE", f"{text} could not be parsed as a date and time") from None
-            return _format(moment)
+            return format_timestamp(moment)
         match = _TIME.match(time_text)
         if not match:
             raise CouldNotParse("COULD_NOT_PARSE_DATE", f"{text} could not be parsed as a date and time")
@@ -153,12 +155,7 @@ def convert_datetime(text: str, date_format: str, time_zone: ZoneInfo | None) ->
         moment = datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=tz)
     except ValueError:
         raise CouldNotParse("COULD_NOT_PARSE_DATE", f"{text} could not be parsed as a date and time") from None
-    return _format(moment)
-
-
-def _format(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return format_timestamp(moment)
 
 
 def zone(name: str | None) -> ZoneInfo | None:

@@ -9,8 +9,8 @@ from crm_common.db import transaction
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import as_id, echo, parse_id
 from crm_common.object_types import find_standard
-from fastapi import APIRouter, Query, Response
 from crm_common.responses import FastJSONResponse
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from merge_svc import repository, service

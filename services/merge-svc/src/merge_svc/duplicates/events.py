@@ -14,10 +14,10 @@ from typing import Any
 
 from crm_common.cloudevents import CloudEvent
 from crm_common.consumer import Subscription
+from crm_common.contracts.records import RecordsClient
 from crm_common.inputs import as_id
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.contracts.records import RecordsClient
 from merge_svc.domain.matching import MatchingSettings
 from merge_svc.duplicates import repository, service
 

@@ -15,10 +15,10 @@ import time
 from typing import Any
 
 import structlog
+from crm_common.contracts.records import RecordsClient
 from crm_common.db import transaction
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_common.contracts.records import RecordsClient
 from merge_svc.domain import matching
 from merge_svc.domain.clustering import connected_components
 from merge_svc.domain.matching import MatchingSettings

@@ -8,15 +8,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from crm_common.errors import HubSpotError
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from crm_common.contracts.base import ServiceCallError
 from crm_common.contracts.records import RecordsClient
+from crm_common.errors import HubSpotError
+from crm_common.timestamps import timestamp_or_none
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from merge_svc.domain import matching
+from merge_svc.domain.clustering import connected_components
 from merge_svc.domain.matching import Kind, MatchingSettings, MatchProperty, SettingsError, TrainedModel
 from merge_svc.duplicates import repository
-from merge_svc.domain.clustering import connected_components
 
 MAX_CHECK_RESULTS = 10
 
@@ -144,8 +145,8 @@ async def start_scan(*, account_id: int, object_type: ObjectTypeRef, records: Re
 def job_view(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": str(row["id"]), "objectType": row["object_type"], "objectTypeId": row["object_type_id"],
             "status": row["status"], "phase": row.get("phase"), "progress": row.get("progress") or {},
-            "error": row.get("error"), "createdAt": _iso(row["created_at"]), "startedAt": _iso(row.get("started_at")),
-            "completedAt": _iso(row.get("finished_at"))}
+            "error": row.get("error"), "createdAt": timestamp_or_none(row["created_at"]), "startedAt": timestamp_or_none(row.get("started_at")),
+            "completedAt": timestamp_or_none(row.get("finished_at"))}
 
 
 # --- suggestions ----------------------------------------------------------------------------------------
@@ -293,7 +294,3 @@ async def recluster(*, session: AsyncSession, account_id: int, type_id: str, aro
     await repository.insert_clusters(session, account_id, type_id, connected_components(pairs.values()))
 
 
-def _iso(moment: Any) -> str | None:
-    if moment is None:
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

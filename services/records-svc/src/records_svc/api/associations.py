@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import INT32_MAX, INT32_MIN, Int32, parse_after
 from crm_common.responses import FastJSONResponse
+from crm_common.timestamps import now_timestamp
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from records_svc import association_service as links
 from records_svc import repository
 from records_svc.api.deps import Auth, Session
-from records_svc.api.objects import api_source, now, parse_record_id
+from records_svc.api.objects import api_source, parse_record_id
 from records_svc.catalog import resolve_object_type
 
 router = APIRouter(tags=["Associations"])
@@ -159,7 +160,7 @@ def _pair_body(pair: links.PairTypes, from_id: int, to_id: int, kinds: list[link
             response_model=BatchResponse, responses=ERRORS, summary="Associate two records with the default type")
 async def associate_default(fromObjectType: str, fromObjectId: str, toObjectType: str, toObjectId: str,
                             auth: Auth, session: Session) -> Any:
-    started = now()
+    started = now_timestamp()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     from_id = parse_record_id(pair.from_type, fromObjectId, "fromObjectId")
     to_id = parse_record_id(pair.to_type, toObjectId, "toObjectId")
@@ -171,7 +172,7 @@ async def associate_default(fromObjectType: str, fromObjectId: str, toObjectType
     if pair.default.inverse_type_id is not None:
         results.append({"from": {"id": str(to_id)}, "to": {"id": str(from_id)},
                         "associationSpec": {**spec, "associationTypeId": pair.default.inverse_type_id}})
-    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
+    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now_timestamp()})
 
 
 @router.put("/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations/{toObjectType}/{toObjectId}",
@@ -247,7 +248,7 @@ def _batch_errors(outcome: links.BatchOutcome, inputs: list[Any]) -> list[dict[s
 
 def _batch_response(results: list[dict[str, Any]], errors: list[dict[str, Any]], started: str,
                     ok_status: int) -> FastJSONResponse:
-    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()}
+    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now_timestamp()}
     if errors:
         body["numErrors"] = len(errors)
         body["errors"] = errors
@@ -261,7 +262,7 @@ def _batch_response(results: list[dict[str, Any]], errors: list[dict[str, Any]],
 async def batch_create(fromObjectType: str, toObjectType: str, payload: BatchCreateInput, auth: Auth,
                        session: Session) -> Any:
     _check_size(payload.inputs, MAX_BATCH_CREATE)
-    started = now()
+    started = now_timestamp()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id,
                                                                    f"inputs[{i}].from.id"),
@@ -282,7 +283,7 @@ async def batch_create(fromObjectType: str, toObjectType: str, payload: BatchCre
 async def batch_default(fromObjectType: str, toObjectType: str, payload: BatchDefaultInput, auth: Auth,
                         session: Session) -> Any:
     _check_size(payload.inputs, MAX_BATCH_CREATE)
-    started = now()
+    started = now_timestamp()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     requests = [links.PairRequest(index=i, from_id=parse_record_id(pair.from_type, item.from_.id,
                                                                    f"inputs[{i}].from.id"),
@@ -302,7 +303,7 @@ async def batch_default(fromObjectType: str, toObjectType: str, payload: BatchDe
 async def batch_read(fromObjectType: str, toObjectType: str, payload: BatchReadInput, auth: Auth,
                      session: Session) -> Any:
     _check_size(payload.inputs, MAX_BATCH_READ)
-    started = now()
+    started = now_timestamp()
     pair, _ = await _pair(session, auth.account_id, fromObjectType, toObjectType)
     results = []
     for index, item in enumerate(payload.inputs):
@@ -313,7 +314,7 @@ async def batch_read(fromObjectType: str, toObjectType: str, payload: BatchReadI
         if "paging" in page:
             entry["paging"] = page["paging"]
         results.append(entry)
-    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()})
+    return FastJSONResponse({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now_timestamp()})
 
 
 @router.post("/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/archive", status_code=204,

@@ -30,6 +30,7 @@ from crm_common.contracts.records import (
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import as_id, parse_id
 from crm_common.responses import FastJSONResponse
+from crm_common.timestamps import timestamp_or_none
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +42,7 @@ from records_svc.bulk import BulkRow, RowResult, bulk_upsert
 from records_svc.catalog import catalog_knowing, load_catalog, resolve_object_type
 from records_svc.domain.properties import InvalidValue, normalize_value
 from records_svc.metrics import BULK_ROWS
-from records_svc.service import WriteSource, iso
+from records_svc.service import WriteSource
 from records_svc.undo import undo_operation
 
 router = APIRouter(prefix="/internal/v1", tags=["Internal"])
@@ -257,8 +258,8 @@ async def operation_journal(operationId: str, auth: Auth, session: Session, afte
     rows = await repository.journal_page(session, auth.account_id, operationId, after=after, limit=limit + 1)
     results: list[JournalEntry] = [{"id": str(r["id"]), "recordId": str(r["record_id"]), "objectTypeId": r["object_type_id"],
                 "kind": r["kind"], "oldValues": r["old_values"], "newValues": r["new_values"],
-                "association": r["association"], "createdAt": iso(r["created_at"]),
-                "undoneAt": iso(r["undone_at"])} for r in rows[:limit]]
+                "association": r["association"], "createdAt": timestamp_or_none(r["created_at"]),
+                "undoneAt": timestamp_or_none(r["undone_at"])} for r in rows[:limit]]
     body: dict[str, Any] = {"results": results}
     if len(rows) > limit:
         body["paging"] = {"next": {"after": str(rows[limit - 1]["id"])}}

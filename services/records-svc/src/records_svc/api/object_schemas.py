@@ -8,6 +8,7 @@ from typing import Any
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import Int32, as_id
 from crm_common.responses import FastJSONResponse
+from crm_common.timestamps import timestamp_or_none
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
@@ -17,7 +18,6 @@ from records_svc.api.properties import OptionInput, PropertyOut, check_definitio
 from records_svc.catalog import load_catalog, object_type_from_schema, resolve_object_type
 from records_svc.domain.associations import HUBSPOT_DEFINED
 from records_svc.domain.object_types import find_standard_object_type
-from records_svc.service import iso
 
 router = APIRouter(prefix="/crm-object-schemas/v3/schemas", tags=["Schemas"])
 ERRORS = error_responses(400, 401, 403, 404, 409, 429)
@@ -116,7 +116,7 @@ async def _schema_out(session: Any, account_id: int, schema: dict[str, Any]) -> 
         "properties": [property_out(p) for p in catalog.properties.values() if not p.hubspot_defined],
         "associations": [{"id": str(a["id"]), "fromObjectTypeId": a["from_object_type_id"],
                           "toObjectTypeId": a["to_object_type_id"], "name": a["name"]} for a in associations],
-        "archived": schema["archived"], "createdAt": iso(schema["created_at"]), "updatedAt": iso(schema["updated_at"]),
+        "archived": schema["archived"], "createdAt": timestamp_or_none(schema["created_at"]), "updatedAt": timestamp_or_none(schema["updated_at"]),
     }
 
 

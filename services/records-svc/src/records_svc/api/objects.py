@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from crm_common.errors import HubSpotError, error_responses
@@ -10,6 +9,7 @@ from crm_common.inputs import parse_after, parse_id
 from crm_common.logging import current_request_id
 from crm_common.outbox import add_event
 from crm_common.responses import FastJSONResponse
+from crm_common.timestamps import now_timestamp
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,10 +64,6 @@ def split_list(values: list[str] | None) -> list[str]:
 def api_source(auth: Any) -> WriteSource:
     return WriteSource(source_type="API", source_id=str(auth.token_id) if auth.token_id else None,
                        operation_id=f"request:{current_request_id()}")
-
-
-def now() -> str:
-    return service.iso(datetime.now(UTC)) or ""
 
 
 def check_batch_size(inputs: list[Any]) -> None:
@@ -181,7 +177,7 @@ async def archive_object(objectType: str, objectId: str, auth: Auth, session: Se
 
 
 def batch_body(results: list[dict[str, Any]], errors: list[dict[str, Any]], started: str) -> tuple[dict, int]:
-    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now()}
+    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now_timestamp()}
     if errors:
         body["numErrors"] = len(errors)
         body["errors"] = errors
@@ -204,7 +200,7 @@ def standard_error(status: int, category: str, message: str, context: dict[str, 
 async def batch_create(objectType: str, payload: BatchCreateInput, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
-    started = now()
+    started = now_timestamp()
     partial = all(i.objectWriteTraceId for i in payload.inputs) and payload.inputs
     results, errors = [], []
     for item in payload.inputs:
@@ -236,7 +232,7 @@ async def batch_read(objectType: str, payload: BatchReadInput, auth: Auth, sessi
                      archived: bool = False) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
-    started = now()
+    started = now_timestamp()
     catalog = await load_catalog(session, auth.account_id, object_type)
     resolved: dict[str, int | None] = {}
     for item in payload.inputs:
@@ -264,7 +260,7 @@ async def batch_read(objectType: str, payload: BatchReadInput, auth: Auth, sessi
 async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, session: Session) -> Any:
     object_type = await resolve_object_type(session, auth.account_id, objectType)
     check_batch_size(payload.inputs)
-    started = now()
+    started = now_timestamp()
     catalog = await catalog_knowing(session, auth.account_id, object_type,
                                     {name for item in payload.inputs for name in item.properties})
     source = api_source(auth)
@@ -303,7 +299,7 @@ async def batch_update(objectType: str, payload: BatchUpdateInput, auth: Auth, s
              responses={207: {"model": BatchUpsertResponse, "description": "Some inputs failed"}, **ERRORS},
              summary="Create or update a batch of records by a unique property")
 async def batch_upsert(objectType: str, payload: BatchUpsertInput, auth: Auth, request: Request) -> Any:
-    started = now()
+    started = now_timestamp()
     check_batch_size(payload.inputs)
     id_properties = {item.idProperty or "hs_object_id" for item in payload.inputs}
     if len(id_properties) > 1:

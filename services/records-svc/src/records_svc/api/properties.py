@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import Int32
 from crm_common.responses import FastJSONResponse
+from crm_common.timestamps import timestamp_or_none
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
@@ -23,7 +24,6 @@ from records_svc.catalog import (
 )
 from records_svc.domain.properties import FIELD_TYPES_BY_TYPE, MAX_UNIQUE_PROPERTIES, PropertyDefinition
 from records_svc.domain.standard_properties import standard_groups
-from records_svc.service import iso
 
 router = APIRouter(prefix="/crm/v3/properties", tags=["Properties"])
 ERRORS = error_responses(400, 401, 403, 404, 409, 429)
@@ -153,7 +153,7 @@ def property_out(prop: PropertyDefinition) -> dict[str, Any]:
         "modificationMetadata": {"archivable": not prop.hubspot_defined,
                                  "readOnlyDefinition": prop.hubspot_defined,
                                  "readOnlyValue": prop.read_only_value or prop.calculated},
-        "archived": prop.archived, "createdAt": iso(prop.created_at), "updatedAt": iso(prop.updated_at),
+        "archived": prop.archived, "createdAt": timestamp_or_none(prop.created_at), "updatedAt": timestamp_or_none(prop.updated_at),
     }
 
 

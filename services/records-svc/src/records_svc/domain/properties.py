@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from crm_common.timestamps import format_timestamp
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 MAX_STRING_LENGTH = 65_536
@@ -240,7 +241,7 @@ def normalize_datetime(text: str) -> str:
     except (ValueError, OverflowError, OSError):
         raise InvalidValue("INVALID_DATETIME",
                            f"{text} is not a valid datetime (use ISO-8601 or epoch milliseconds)") from None
-    return format_datetime(moment)
+    return format_timestamp(moment)
 
 
 def _parse_iso_datetime(text: str) -> datetime:
@@ -248,10 +249,6 @@ def _parse_iso_datetime(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def format_datetime(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def unique_values_of(prop: PropertyDefinition, value: str) -> list[str]:

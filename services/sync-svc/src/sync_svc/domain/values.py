@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from crm_common.timestamps import format_timestamp
+
 NUMBER_TYPES = frozenset({"double", "int", "long", "currency", "percent"})
 INTEGER_TYPES = frozenset({"int", "long"})
 TEXT_TYPES = frozenset({"string", "textarea", "email", "phone", "url", "encryptedstring", "combobox", "picklist",
@@ -47,7 +49,7 @@ def canonical(value: str, kind: ValueKind) -> str:
         return {"1": "true", "yes": "true", "0": "false", "no": "false"}.get(lowered, lowered)
     if kind.property_type == "datetime":
         try:
-            return format_corral_datetime(parse_datetime(value))
+            return format_timestamp(parse_datetime(value))
         except ValueError:
             return value
     if kind.property_type == "date":
@@ -86,8 +88,8 @@ def from_salesforce(raw: Any, kind: ValueKind) -> str:
     if kind.property_type == "datetime":
         try:
             if len(text) == 10:
-                return format_corral_datetime(datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC))
-            return format_corral_datetime(parse_datetime(text))
+                return format_timestamp(datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC))
+            return format_timestamp(parse_datetime(text))
         except ValueError:
             raise UnconvertibleValue(f"{text!r} is not a date or datetime") from None
     if kind.property_type == "date":
@@ -134,15 +136,12 @@ def to_salesforce(value: str, kind: ValueKind) -> Any:
                 moment = parse_datetime(value)
         except ValueError:
             raise UnconvertibleValue(f"{value!r} is not a date or datetime") from None
-        return format_corral_datetime(moment)
+        return format_timestamp(moment)
     if sf_type == "multipicklist":
         return ";".join(part.strip() for part in value.split(";") if part.strip())
     return value
 
 
-def format_corral_datetime(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_datetime(text: str) -> datetime:

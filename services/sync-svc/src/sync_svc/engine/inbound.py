@@ -29,11 +29,11 @@ from typing import Any
 import structlog
 from crm_common.db import transaction
 from crm_common.outbox import add_events
+from crm_common.timestamps import format_timestamp
 
 from sync_svc.domain.errors import Direction, category_of
 from sync_svc.domain.objects import LAST_SYNC_PROPERTY
 from sync_svc.domain.reconcile import CorralSide, RecordSync, is_echo, reconcile
-from sync_svc.domain.values import format_corral_datetime
 from sync_svc.engine.context import Cycle, ObjectSetup, error_event, synced_event
 from sync_svc.records import CorralRecord
 from sync_svc.repositories import errors as error_repo
@@ -253,7 +253,7 @@ async def _write_salesforce(cycle: Cycle, setup: ObjectSetup, changes: list[Chan
 
 
 async def _write_corral(cycle: Cycle, setup: ObjectSetup, changes: list[Change]) -> None:
-    now = format_corral_datetime(datetime.now(UTC))
+    now = format_timestamp(datetime.now(UTC))
     updates: list[dict[str, Any]] = []
     creates: list[dict[str, Any]] = []
     by_ref: dict[int, Change] = {}

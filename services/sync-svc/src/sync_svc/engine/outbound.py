@@ -24,11 +24,11 @@ from typing import Any
 import structlog
 from crm_common.db import transaction
 from crm_common.outbox import add_events
+from crm_common.timestamps import format_timestamp
 
 from sync_svc.domain.errors import Direction, category_of, next_retry
 from sync_svc.domain.objects import LAST_SYNC_PROPERTY
 from sync_svc.domain.reconcile import CorralSide, RecordSync, reconcile
-from sync_svc.domain.values import format_corral_datetime
 from sync_svc.engine.context import Cycle, ObjectSetup, error_event, synced_event
 from sync_svc.records import CorralRecord
 from sync_svc.repositories import errors as error_repo
@@ -230,7 +230,7 @@ async def _write_salesforce(cycle: Cycle, setup: ObjectSetup, outcomes: list[Out
 
 async def _write_corral(cycle: Cycle, setup: ObjectSetup, outcomes: list[Outcome]) -> None:
     """What Salesforce won, the link and the sync time, for every record that synced."""
-    now = format_corral_datetime(datetime.now(UTC))
+    now = format_timestamp(datetime.now(UTC))
     rows: list[dict[str, Any]] = []
     by_ref: dict[int, Outcome] = {}
     for ref, outcome in enumerate(outcomes):

@@ -32,6 +32,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 import structlog
+from crm_common.timestamps import format_timestamp
 
 from sync_svc.domain.values import parse_datetime
 from sync_svc.salesforce import auth
@@ -588,8 +589,8 @@ def _soql_datetime(moment: datetime) -> str:
 
 
 def soql_datetime(moment: datetime) -> str:
-    """A SOQL datetime literal (unquoted), e.g. `2024-05-01T10:00:00.000Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """A SOQL datetime literal (unquoted), e.g. `2024-05-01T10:00:00.000Z`: Corral's own timestamp format."""
+    return format_timestamp(moment)
 
 
 def soql_string(value: str) -> str:

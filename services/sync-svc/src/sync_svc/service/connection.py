@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from crm_common.errors import HubSpotError
+from crm_common.timestamps import timestamp_or_none
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync_svc.connector import Connector
@@ -51,13 +52,11 @@ def connection_out(row: dict[str, Any] | None) -> dict[str, Any]:
         "status": row["status"], "loginUrl": row["login_url"], "flow": row["flow"], "clientId": row["client_id"],
         "username": row.get("username"), "orgId": row.get("org_id"), "userId": row.get("user_id"),
         "userName": row.get("user_name"), "instanceUrl": row.get("instance_url"),
-        "apiVersion": row.get("api_version"), "connectedAt": _iso(row.get("connected_at")),
-        "disconnectedAt": _iso(row.get("disconnected_at")), "lastError": row.get("last_error"),
+        "apiVersion": row.get("api_version"), "connectedAt": timestamp_or_none(row.get("connected_at")),
+        "disconnectedAt": timestamp_or_none(row.get("disconnected_at")), "lastError": row.get("last_error"),
     }
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment else None
 
 
 def check_login_url(url: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from crm_common.errors import HubSpotError
 from crm_common.outbox import add_events
+from crm_common.timestamps import timestamp_or_none
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync_svc.connector import Connector
@@ -26,8 +27,6 @@ from sync_svc.service.objects import object_type_or_404
 MAX_DAILY_API_CALLS = 100_000_000
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment else None
 
 
 async def _connected(session: AsyncSession, account_id: int) -> dict[str, Any]:
@@ -93,14 +92,14 @@ async def status(*, account_id: int, session: AsyncSession) -> dict[str, Any]:
     cap = row.get("daily_api_calls") if row else None
     return {
         "state": state_of(row),
-        "startedAt": _iso(row.get("started_at")) if row else None,
+        "startedAt": timestamp_or_none(row.get("started_at")) if row else None,
         "suspendedReason": row.get("suspended_reason") if row else None,
-        "lastCycleAt": _iso(row.get("last_cycle_at")) if row else None,
+        "lastCycleAt": timestamp_or_none(row.get("last_cycle_at")) if row else None,
         "lastCycle": row.get("last_cycle") if row else None,
         "objects": [{
             "objectType": name, "salesforceObject": objects[name]["salesforce_object"],
-            "enabled": objects[name]["enabled"], "watermark": _iso(objects[name]["watermark"]),
-            "lastPolledAt": _iso(objects[name]["last_polled_at"]), "lastCycle": objects[name]["last_cycle"],
+            "enabled": objects[name]["enabled"], "watermark": timestamp_or_none(objects[name]["watermark"]),
+            "lastPolledAt": timestamp_or_none(objects[name]["last_polled_at"]), "lastCycle": objects[name]["last_cycle"],
             "counts": objects[name]["counts"], "queuedChanges": queued.get(name, 0), "linkedRecords": linked.get(name, 0),
         } for name in SYNC_OBJECT_TYPES if name in objects],
         "queuedChanges": sum(queued.values()),
@@ -156,8 +155,8 @@ def error_out(row: dict[str, Any]) -> dict[str, Any]:
             "recordId": str(row["record_id"]) if row["record_id"] is not None else None,
             "salesforceId": row["salesforce_id"], "code": row["code"], "message": row["message"],
             "fields": row["fields"], "transient": row["transient"], "attempts": row["attempts"],
-            "firstSeenAt": _iso(row["first_seen_at"]), "lastSeenAt": _iso(row["last_seen_at"]),
-            "nextRetryAt": _iso(row["next_retry_at"])}
+            "firstSeenAt": timestamp_or_none(row["first_seen_at"]), "lastSeenAt": timestamp_or_none(row["last_seen_at"]),
+            "nextRetryAt": timestamp_or_none(row["next_retry_at"])}
 
 
 async def list_errors(*, account_id: int, category: str | None, object_type_name: str | None, direction: str | None,
