@@ -38,6 +38,14 @@ STANDARD_OBJECT_TYPES: tuple[StandardObjectType, ...] = (
     StandardObjectType("0-49", "emails", "email", "EMAIL"),
 )
 
+# The types code singles out by rule, named: `CONTACT` says what "0-1" does not.
+CONTACT = "0-1"
+COMPANY = "0-2"
+DEAL = "0-3"
+TICKET = "0-5"
+PRODUCT = "0-7"
+LINE_ITEM = "0-8"
+
 STANDARD_BY_ID: dict[str, StandardObjectType] = {t.id: t for t in STANDARD_OBJECT_TYPES}
 _BY_NAME: dict[str, StandardObjectType] = {name.lower(): t for t in STANDARD_OBJECT_TYPES for name in t.names}
 

@@ -17,14 +17,11 @@ from zoneinfo import ZoneInfo
 
 from crm_common.contracts.records import AssociationInput, BulkRowInput, BulkUpsertOptions, RecordsClient
 from crm_common.inputs import as_id, bad_character
+from crm_common.object_types import COMPANY, CONTACT, LINE_ITEM, PRODUCT
 
 from import_svc.domain.error_types import import_error_type
 from import_svc.domain.plan import ColumnMapping, FilePlan, ImportPlan
 from import_svc.domain.rules import (
-    COMPANY,
-    CONTACT,
-    LINE_ITEM,
-    PRODUCT,
     PRODUCT_INHERITED_PROPERTIES,
     company_domain_of,
     linked_in_a_row,

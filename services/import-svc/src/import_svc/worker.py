@@ -30,6 +30,7 @@ import structlog
 from crm_common.app import ServiceRuntime
 from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.db import transaction
+from crm_common.object_types import CONTACT
 from crm_common.observability import tracing
 from crm_common.outbox import add_event
 from crm_common.settings import to_plain_url
@@ -376,7 +377,7 @@ class ImportWorker:
                 spec = column.new_property
                 definition = {"name": column.property_name, "label": spec.get("label") or column.name,
                               "type": spec.get("type", "string"), "fieldType": spec.get("fieldType", "text"),
-                              "groupName": spec.get("groupName", "contactinformation" if column.object_type_id == "0-1"
+                              "groupName": spec.get("groupName", "contactinformation" if column.object_type_id == CONTACT
                                                     else "companyinformation"),
                               **{k: v for k, v in spec.items() if k in ("options", "description", "hasUniqueValue")}}
                 created = await self.records.create_property(ctx.account_id, column.object_type_id or "", definition,

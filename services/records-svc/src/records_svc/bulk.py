@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from crm_common.cloudevents import event_dict, now_iso
 from crm_common.inputs import as_id
+from crm_common.object_types import COMPANY, CONTACT
 from crm_common.outbox import add_events
 from crm_common.timestamps import now_timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +34,6 @@ from records_svc.service import (
 
 OPERATIONS = frozenset({"CREATE", "UPDATE", "UPSERT"})
 
-COMPANY = "0-2"
 
 
 @dataclass
@@ -229,7 +229,7 @@ async def bulk_upsert(session: AsyncSession, *, account_id: int, catalog: Proper
                             "OBJECT_ARCHIVED", f"The {object_type.singular} with this {id_property} is archived",
                             id_property, unit.key))
                     unit.refs = []
-        if object_type.id == "0-1":
+        if object_type.id == CONTACT:
             await _apply_secondary_email_rule(session, account_id, object_type.id, id_property,
                                               [u for u in keyed if u.refs and u.record_id])
 

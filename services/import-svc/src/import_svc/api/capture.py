@@ -17,6 +17,7 @@ from crm_common.contracts.merges import MergesClient
 from crm_common.contracts.records import BulkUpsertOptions, RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import abridged, capped, read_capped
+from crm_common.object_types import CONTACT
 from crm_common.responses import FastJSONResponse as JSON
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Request
@@ -101,7 +102,7 @@ async def _upsert_drafts(records: RecordsClient, account_id: int, drafts: list[C
         if not group:
             continue
         answer = await records.bulk_upsert(
-            account_id, "0-1", BulkUpsertOptions(operation="UPSERT", idProperty=id_property,
+            account_id, CONTACT, BulkUpsertOptions(operation="UPSERT", idProperty=id_property,
                                                  keepExisting=KEEP_ON_EXISTING, sourceType=platform, sourceId=kind,
                                                  operationId=operation_id),
             [{"ref": d.index, "properties": {**d.properties, **source}} for d in group])
@@ -109,7 +110,7 @@ async def _upsert_drafts(records: RecordsClient, account_id: int, drafts: list[C
             outcome[result["ref"]] = result
     if matched:
         answer = await records.bulk_upsert(
-            account_id, "0-1", BulkUpsertOptions(operation="UPDATE", idProperty="hs_object_id",
+            account_id, CONTACT, BulkUpsertOptions(operation="UPDATE", idProperty="hs_object_id",
                                                  keepExisting=KEEP_ON_EXISTING, sourceType=platform, sourceId=kind,
                                                  operationId=operation_id),
             [{"ref": d.index, "id": record_id, "properties": {**d.properties, **source}} for d, record_id in matched])
@@ -332,7 +333,7 @@ async def capture_business_card(request: Request, auth: Auth) -> Any:
     existing_id = None
     if draft.properties.get("email"):
         try:
-            found = await _records(request).find_by_values(auth.account_id, "0-1", "email",
+            found = await _records(request).find_by_values(auth.account_id, CONTACT, "email",
                                                             [draft.properties["email"]])
         except ServiceCallError as exc:
             raise _records_failure(exc) from None
@@ -355,7 +356,7 @@ async def _check_card_values(request: Request, account_id: int, properties: dict
     refuses the confirmation, naming the property: the card is one contact the caller is looking at, and
     saving it without the value would lose what they confirmed."""
     try:
-        catalog = await _records(request).properties(account_id, "0-1")
+        catalog = await _records(request).properties(account_id, CONTACT)
     except ServiceCallError as exc:
         raise _records_failure(exc) from None
     problems = []

@@ -16,6 +16,7 @@ from typing import Any
 
 from crm_common.contracts.records import RecordsClient, ServiceCallError
 from crm_common.errors import HubSpotError, error_responses
+from crm_common.object_types import CONTACT
 from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
@@ -65,7 +66,7 @@ async def preview(request: Request, auth: Auth, dryRun: bool = False) -> Any:
         if not isinstance(upload, UploadFile):
             raise HubSpotError(400, "Send the file as a multipart part named `file`", category="VALIDATION_ERROR")
         file_name = os.path.basename(upload.filename or "file.csv")
-        raw_types = [str(v) for v in form.getlist("objectType")] or ["0-1"]
+        raw_types = [str(v) for v in form.getlist("objectType")] or [CONTACT]
         try:
             type_ids = [t for raw in raw_types for part in raw.split(",") if (t := object_type_id(part.strip()))]
         except InvalidImportRequest as exc:

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_common.object_types import COMPANY, CONTACT, DEAL, LINE_ITEM, PRODUCT
+
 from import_svc.domain.plan import ColumnMapping
 
-CONTACT = "0-1"
-COMPANY = "0-2"
-DEAL = "0-3"
-PRODUCT = "0-7"
-LINE_ITEM = "0-8"
 # What a line item takes from its product when the row leaves it out, as HubSpot fills a line item
 # created from a product (only those the line item type defines are copied).
 PRODUCT_INHERITED_PROPERTIES = ("name", "price", "description", "hs_sku", "hs_cost_of_goods_sold",
