@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from crm_common.auth import require_scope
 from crm_common.contracts.merges import DuplicateCheckRequest, DuplicateCheckResponse
 from crm_common.db import transaction
 from crm_common.errors import HubSpotError, error_responses
@@ -14,14 +13,13 @@ from crm_common.responses import FastJSONResponse
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from merge_svc.api.deps import Auth, Records, Sessions, resources_of
+from merge_svc.api.deps import Auth, MergesAuth, Records, Sessions, resources_of
 from merge_svc.domain.matching import Kind
 from merge_svc.duplicates import service
 
 router = APIRouter(prefix="/corral/v1/duplicates", tags=["Duplicates (Corral)"])
 internal_router = APIRouter(prefix="/internal/v1/duplicates", tags=["Internal"])
 
-SCOPE = "corral.merges"
 ERRORS = error_responses(400, 401, 403, 404, 409, 429)
 MAX_PAGE = 100
 
@@ -94,8 +92,7 @@ def _settings_view(object_type: service.ObjectTypeRef, settings: Any, is_default
 
 @router.get("/settings/{objectType}", response_model=SettingsView, responses=ERRORS,
             summary="The matching settings of an object type (the defaults until set)")
-async def get_settings(objectType: str, auth: Auth, records: Records, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def get_settings(objectType: str, auth: MergesAuth, records: Records, sessions: Sessions) -> Any:
     object_type = await service.resolve_type(account_id=auth.account_id, object_type=objectType, records=records)
     async with transaction(sessions) as session:
         settings, is_default = await service.current_settings(account_id=auth.account_id, object_type=object_type,
@@ -107,8 +104,7 @@ async def get_settings(objectType: str, auth: Auth, records: Records, sessions: 
             summary="Set the properties compared (with their kinds) and the threshold of an object type",
             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                 "schema": SettingsInput.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
-async def put_settings(objectType: str, auth: Auth, records: Records, sessions: Sessions, request: Request) -> Any:
-    require_scope(auth, SCOPE)
+async def put_settings(objectType: str, auth: MergesAuth, records: Records, sessions: Sessions, request: Request) -> Any:
     try:
         body = await request.json()
     except ValueError:
@@ -125,8 +121,7 @@ async def put_settings(objectType: str, auth: Auth, records: Records, sessions: 
 
 @router.post("/jobs", status_code=202, response_model=JobView, responses=ERRORS,
              summary="Start a duplicate scan of an object type")
-async def start_job(payload: JobInput, auth: Auth, records: Records, sessions: Sessions, request: Request) -> Any:
-    require_scope(auth, SCOPE)
+async def start_job(payload: JobInput, auth: MergesAuth, records: Records, sessions: Sessions, request: Request) -> Any:
     object_type = await service.resolve_type(account_id=auth.account_id, object_type=payload.objectType,
                                              records=records)
     async with transaction(sessions) as session:
@@ -139,8 +134,7 @@ async def start_job(payload: JobInput, auth: Auth, records: Records, sessions: S
 
 
 @router.get("/jobs/{jobId}", response_model=JobView, responses=ERRORS, summary="A duplicate scan's state and progress")
-async def get_job(jobId: str, auth: Auth, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def get_job(jobId: str, auth: MergesAuth, sessions: Sessions) -> Any:
     async with transaction(sessions) as session:
         job = await service.repository.get_job(session, auth.account_id, _id(jobId, "jobId"))
     if job is None:
@@ -150,11 +144,10 @@ async def get_job(jobId: str, auth: Auth, sessions: Sessions) -> Any:
 
 @router.get("", response_model=ClusterPage, responses=ERRORS,
             summary="Duplicate suggestions: clusters of likely duplicates with the pairs and what matched")
-async def list_suggestions(auth: Auth, records: Records, sessions: Sessions, objectType: str,
+async def list_suggestions(auth: MergesAuth, records: Records, sessions: Sessions, objectType: str,
                            minScore: Annotated[float, Query(ge=0, le=1)] = 0.0,
                            after: Annotated[str | None, Query()] = None,
                            limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20) -> Any:
-    require_scope(auth, SCOPE)
     object_type = await service.resolve_type(account_id=auth.account_id, object_type=objectType, records=records)
     async with transaction(sessions) as session:
         page = await service.suggestions(account_id=auth.account_id, object_type=object_type, min_score=minScore,
@@ -164,8 +157,7 @@ async def list_suggestions(auth: Auth, records: Records, sessions: Sessions, obj
 
 @router.post("/{suggestionId}/dismiss", response_model=DismissView, responses=ERRORS,
              summary="Dismiss a suggestion: not suggested again unless one of its records changes")
-async def dismiss(suggestionId: str, auth: Auth, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def dismiss(suggestionId: str, auth: MergesAuth, sessions: Sessions) -> Any:
     async with transaction(sessions) as session:
         result = await service.dismiss(account_id=auth.account_id, cluster_id=_id(suggestionId, "suggestionId"),
                                        session=session)
@@ -181,8 +173,7 @@ async def _check(payload: DuplicateCheckRequest, account_id: int, records: Any, 
 
 @router.post("/check", response_model=DuplicateCheckResponse, responses=ERRORS,
              summary="The likely existing duplicates of a record about to be created, with scores")
-async def check(payload: DuplicateCheckRequest, auth: Auth, records: Records, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def check(payload: DuplicateCheckRequest, auth: MergesAuth, records: Records, sessions: Sessions) -> Any:
     return FastJSONResponse(await _check(payload, auth.account_id, records, sessions))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from crm_common.auth import require_scope
 from crm_common.db import transaction
 from crm_common.errors import HubSpotError, error_responses
 from crm_common.inputs import as_id, echo, parse_id
@@ -14,14 +13,13 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from merge_svc import repository, service
-from merge_svc.api.deps import Auth, Records, Sessions, Sync
+from merge_svc.api.deps import Auth, MergesAuth, Records, Sessions, Sync
 from merge_svc.domain.rules import Strategy, rules_for
 from merge_svc.metrics import measured_merge, measured_unmerge
 
 hubspot_router = APIRouter(prefix="/crm/v3/objects", tags=["Merge"])
 router = APIRouter(prefix="/corral/v1/merges", tags=["Merges (Corral)"])
 
-SCOPE = "corral.merges"
 ERRORS = error_responses(400, 401, 403, 404, 409, 414, 429, 502, 503, 504)
 MAX_HISTORY = 500
 
@@ -160,8 +158,7 @@ async def merge_objects(objectType: str, payload: MergeInput, auth: Auth, record
 
 @router.post("/preview", response_model=MergePreview, responses=ERRORS,
              summary="The merged record a merge would produce, without applying it")
-async def preview_merge(payload: PreviewInput, auth: Auth, records: Records, sync: Sync, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def preview_merge(payload: PreviewInput, auth: MergesAuth, records: Records, sync: Sync, sessions: Sessions) -> Any:
     return FastJSONResponse(await service.preview(account_id=auth.account_id,
                                                 request=_request(payload.objectType, payload),
                                                 records=records, sync=sync, sessionmaker=sessions))
@@ -169,8 +166,7 @@ async def preview_merge(payload: PreviewInput, auth: Auth, records: Records, syn
 
 @router.post("/cluster", response_model=ClusterMergeResult, responses=ERRORS,
              summary="Merge a cluster of records into one new record (beyond HubSpot)")
-async def merge_cluster(payload: ClusterMergeInput, auth: Auth, records: Records, sync: Sync, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def merge_cluster(payload: ClusterMergeInput, auth: MergesAuth, records: Records, sync: Sync, sessions: Sessions) -> Any:
     request = service.ClusterMergeRequest(
         object_type=payload.objectType, primary_id=str(payload.primaryObjectId),
         secondary_ids=[str(i) for i in payload.objectIdsToMerge],
@@ -183,8 +179,7 @@ async def merge_cluster(payload: ClusterMergeInput, auth: Auth, records: Records
 
 @router.get("/rules/{objectType}", response_model=RuleList, responses=ERRORS,
             summary="The merge rules of an object type, with this account's overrides")
-async def list_rules(objectType: str, auth: Auth, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def list_rules(objectType: str, auth: MergesAuth, sessions: Sessions) -> Any:
     type_id = _type_id(objectType)
     async with transaction(sessions) as session:
         overrides = await repository.rule_overrides(session, auth.account_id, type_id)
@@ -196,8 +191,7 @@ async def list_rules(objectType: str, auth: Auth, sessions: Sessions) -> Any:
 
 @router.put("/rules/{objectType}/{propertyName}", response_model=RuleView, responses=ERRORS,
             summary="Override the merge strategy of one property for this account")
-async def put_rule(objectType: str, propertyName: str, payload: RuleInput, auth: Auth, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def put_rule(objectType: str, propertyName: str, payload: RuleInput, auth: MergesAuth, sessions: Sessions) -> Any:
     type_id = _type_id(objectType)
     if payload.strategy == Strategy.SECONDARY_TO_ADDITIONAL and propertyName not in rules_for(type_id):
         raise HubSpotError(400, f"{propertyName} has no additional-values property; SECONDARY_TO_ADDITIONAL "
@@ -211,8 +205,7 @@ async def put_rule(objectType: str, propertyName: str, payload: RuleInput, auth:
 
 @router.delete("/rules/{objectType}/{propertyName}", status_code=204, response_class=Response, responses=ERRORS,
                summary="Remove this account's override of one property's merge strategy")
-async def delete_rule(objectType: str, propertyName: str, auth: Auth, sessions: Sessions) -> Response:
-    require_scope(auth, SCOPE)
+async def delete_rule(objectType: str, propertyName: str, auth: MergesAuth, sessions: Sessions) -> Response:
     async with transaction(sessions) as session:
         await repository.delete_rule(session, auth.account_id, _type_id(objectType), propertyName)
     return Response(status_code=204)
@@ -220,10 +213,9 @@ async def delete_rule(objectType: str, propertyName: str, auth: Auth, sessions: 
 
 @router.get("", response_model=MergeList, responses=ERRORS,
             summary="Merge history of a record: the merges it and the records it came from took part in")
-async def list_merges(auth: Auth, sessions: Sessions, recordId: str,
+async def list_merges(auth: MergesAuth, sessions: Sessions, recordId: str,
                       objectType: Annotated[str | None, Query()] = None,
                       limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100) -> Any:
-    require_scope(auth, SCOPE)
     record_id = parse_id(recordId, field="recordId", what="record id")
     type_id = _type_id(objectType) if objectType else None
     async with transaction(sessions) as session:
@@ -232,8 +224,7 @@ async def list_merges(auth: Auth, sessions: Sessions, recordId: str,
 
 
 @router.get("/{mergeId}", response_model=MergeView, responses=ERRORS, summary="One merge")
-async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def get_merge(mergeId: str, auth: MergesAuth, sessions: Sessions) -> Any:
     merge_id = parse_id(mergeId, field="mergeId", what="merge id")
     async with transaction(sessions) as session:
         row = await repository.get_merge(session, auth.account_id, merge_id)
@@ -244,8 +235,7 @@ async def get_merge(mergeId: str, auth: Auth, sessions: Sessions) -> Any:
 
 @router.post("/{mergeId}/unmerge", response_model=UnmergeResult, responses=ERRORS,
              summary="Restore both original records of a merge, keeping later changes (beyond HubSpot)")
-async def unmerge(mergeId: str, auth: Auth, records: Records, sessions: Sessions) -> Any:
-    require_scope(auth, SCOPE)
+async def unmerge(mergeId: str, auth: MergesAuth, records: Records, sessions: Sessions) -> Any:
     merge_id = parse_id(mergeId, field="mergeId", what="merge id")
     with measured_unmerge():
         result = await service.unmerge(account_id=auth.account_id, merge_id=merge_id, records=records,
