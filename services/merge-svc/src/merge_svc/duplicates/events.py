@@ -9,6 +9,7 @@ skipped at the cost of one indexed read.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,43 +58,72 @@ def _covered_by_scan(event: CloudEvent, scanned_from: datetime | None) -> bool:
     return happened < scanned_from - SCAN_MARGIN
 
 
-def handler(records: Callable[[], RecordsClient]) -> Callable[[AsyncSession, CloudEvent], Any]:
-    async def on_record_event(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.data or {}
-        type_id = str(data.get("objectTypeId") or "")
-        account_id = event.corralaccount
-        model = await repository.get_model(session, account_id, type_id)
-        if model is None or _covered_by_scan(event, model.get("scanned_from")):
-            return
-        settings = MatchingSettings.from_json(model["settings"])
-        compared = set(settings.names())
-        current: dict[int, dict[str, Any] | None]
-        match event.type:
-            case "record.created":
-                current = {int(data["id"]): dict(data.get("properties") or {})}
-            case "record.updated":
-                if compared.isdisjoint((data.get("changes") or {}).keys()):
-                    return
-                current = await _current(records(), account_id, type_id, settings, _ids(data.get("id")))
-            case "record.archived" | "record.deleted":
-                current = dict.fromkeys(_ids(data.get("id")))
-            case "record.restored":
-                current = await _current(records(), account_id, type_id, settings, _ids(data.get("id")))
-            case "record.merged":
-                current = dict.fromkeys(_ids(*(data.get("mergedIds") or []), data.get("primaryId"),
-                                             data.get("secondaryId")))
-                current.update(await _current(records(), account_id, type_id, settings, _ids(data.get("id"))))
-            case "record.unmerged":
-                current = dict.fromkeys(_ids(data.get("mergedId")))
-                current.update(await _current(records(), account_id, type_id, settings,
-                                              _ids(data.get("primaryId"), data.get("secondaryId"),
-                                                   *(data.get("restoredIds") or []))))
-            case _:
-                return
-        await service.refresh_records(account_id=account_id, type_id=type_id, current=current, session=session)
+@dataclass
+class _Changes:
+    """What a message's events say about the records of one account and type, in event order: known values
+    (created with its properties, None once gone) or to be read again from records-svc (the truth now)."""
 
-    return on_record_event
+    known: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    to_read: set[int] = field(default_factory=set)
+
+    def set(self, ids: list[int], values: dict[str, Any] | None) -> None:
+        for record_id in ids:
+            self.known[record_id] = values
+            self.to_read.discard(record_id)
+
+    def read(self, ids: list[int]) -> None:
+        for record_id in ids:
+            self.known.pop(record_id, None)
+            self.to_read.add(record_id)
+
+
+def _note(changes: _Changes, event: CloudEvent, compared: set[str]) -> None:
+    data = event.data or {}
+    match event.type:
+        case "record.created":
+            changes.set(_ids(data.get("id")), dict(data.get("properties") or {}))
+        case "record.updated":
+            if not compared.isdisjoint((data.get("changes") or {}).keys()):
+                changes.read(_ids(data.get("id")))
+        case "record.archived" | "record.deleted":
+            changes.set(_ids(data.get("id")), None)
+        case "record.restored":
+            changes.read(_ids(data.get("id")))
+        case "record.merged":
+            changes.set(_ids(*(data.get("mergedIds") or []), data.get("primaryId"), data.get("secondaryId")), None)
+            changes.read(_ids(data.get("id")))
+        case "record.unmerged":
+            changes.set(_ids(data.get("mergedId")), None)
+            changes.read(_ids(data.get("primaryId"), data.get("secondaryId"), *(data.get("restoredIds") or [])))
+
+
+def handler(records: Callable[[], RecordsClient]) -> Callable[[AsyncSession, list[CloudEvent]], Any]:
+    """One message's events (a bulk write's thousand) in one pass: per account and type, the model is read
+    once, the records to read again are read in one call and re-filed together."""
+
+    async def on_record_events(session: AsyncSession, events: list[CloudEvent]) -> None:
+        by_type: dict[tuple[int, str], list[CloudEvent]] = {}
+        for event in events:
+            type_id = str((event.data or {}).get("objectTypeId") or "")
+            by_type.setdefault((event.corralaccount, type_id), []).append(event)
+        for (account_id, type_id), group in by_type.items():
+            model = await repository.get_model(session, account_id, type_id)
+            if model is None:
+                continue
+            settings = MatchingSettings.from_json(model["settings"])
+            compared = set(settings.names())
+            changes = _Changes()
+            for event in group:
+                if not _covered_by_scan(event, model.get("scanned_from")):
+                    _note(changes, event, compared)
+            current = dict(changes.known)
+            if changes.to_read:
+                current.update(await _current(records(), account_id, type_id, settings, sorted(changes.to_read)))
+            await service.refresh_records(account_id=account_id, type_id=type_id, current=current,
+                                          session=session)
+
+    return on_record_events
 
 
 def subscriptions(records: Callable[[], RecordsClient]) -> list[Subscription]:
-    return [Subscription(queue=QUEUE, routing_keys=ROUTING_KEYS, handler=handler(records))]
+    return [Subscription(queue=QUEUE, routing_keys=ROUTING_KEYS, batch_handler=handler(records))]

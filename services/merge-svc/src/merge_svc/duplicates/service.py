@@ -242,6 +242,14 @@ async def refresh_records(*, account_id: int, type_id: str, current: Mapping[int
     settings, model = trained
     specs = matching.comparisons(settings)
     await repository.lock_type(session, account_id, type_id)
+    filed = _features(settings, current)
+    # A record filed with the same compared values is where it was (the scan or an earlier event scored it
+    # with this model): the changes a scan has already read cost one query, not a re-scoring each.
+    unchanged = {rid for rid, (_, fp) in (await repository.indexed(session, account_id, type_id, sorted(filed))).items()
+                 if filed[rid][1] == fp}
+    current = {rid: props for rid, props in current.items() if rid not in unchanged}
+    if not current:
+        return
     touched = set(current)
     before = await repository.clusters_of(session, account_id, type_id, sorted(touched))
     for cluster in before:
@@ -253,8 +261,7 @@ async def refresh_records(*, account_id: int, type_id: str, current: Mapping[int
     for record_id, props in current.items():
         if props is None:
             continue
-        values = matching.features(props, settings)
-        fingerprint = matching.fingerprint(values)
+        values, fingerprint = filed[record_id]
         keys = matching.block_keys(values, settings)
         await repository.upsert_indexed(session, account_id, type_id, record_id, values, fingerprint, keys)
         found = await repository.candidates(session, account_id, type_id, keys, max_block=matching.MAX_BLOCK,
@@ -271,6 +278,17 @@ async def refresh_records(*, account_id: int, type_id: str, current: Mapping[int
                 touched.add(other_id)
     await repository.insert_pairs(session, account_id, type_id, _dedupe(new_pairs))
     await recluster(session=session, account_id=account_id, type_id=type_id, around=touched)
+
+
+def _features(settings: MatchingSettings, current: Mapping[int, Mapping[str, Any] | None]
+                    ) -> dict[int, tuple[dict[str, Any], str]]:
+    """The compared values and fingerprint of each live record."""
+    filed = {}
+    for record_id, props in current.items():
+        if props is not None:
+            values = matching.features(props, settings)
+            filed[record_id] = (values, matching.fingerprint(values))
+    return filed
 
 
 def _dedupe(pairs: Iterable[tuple[int, int, float, dict[str, str]]]) -> list[tuple[int, int, float, dict[str, str]]]:
