@@ -8,6 +8,7 @@ idle connections of every pool are closed when a module ends, so apps whose test
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import weakref
@@ -21,20 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 for prefix in ("RECORDS_SVC_", "IMPORT_SVC_", "MERGE_SVC_", "SYNC_SVC_", "GATEWAY_"):
     os.environ.setdefault(f"{prefix}DB_POOL_SIZE", "3")
 
-_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+# Each engine with the event loop its connections were made on: only those of the loop a module fixture runs
+# on (the session's) can be closed from it. Closing another loop's connection fails inside SQLAlchemy, whose
+# error log formats a traceback, which can crash CPython 3.11's traceback formatter.
+_engines: weakref.WeakKeyDictionary[Engine, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
 
 
 @event.listens_for(Engine, "engine_connect")
 def _remember_engine(connection: Connection) -> None:
-    _engines.add(connection.engine)
+    with contextlib.suppress(RuntimeError):  # no running loop: a synchronous engine
+        _engines.setdefault(connection.engine, asyncio.get_running_loop())
 
 
 @pytest.fixture(scope="module", autouse=True)
 async def _close_idle_connections() -> AsyncIterator[None]:
     yield
-    for engine in list(_engines):
-        if engine.dialect.is_async:
+    loop = asyncio.get_running_loop()
+    for engine, made_on in list(_engines.items()):
+        if made_on is loop and engine.dialect.is_async:
             # Only checked-in connections close; one in use finishes its work and is closed when returned.
-            # A connection made on another event loop (a test's own asyncio.run) cannot be closed from here.
-            with contextlib.suppress(Exception):
-                await AsyncEngine(engine).dispose()
+            await AsyncEngine(engine).dispose()
