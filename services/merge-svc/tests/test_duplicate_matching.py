@@ -110,3 +110,20 @@ def test_python_scores_agree_with_splink_and_planted_duplicates_are_found() -> N
         mine = matching.score(result.model, specs, by_id[left], by_id[right])
         assert mine.probability == pytest.approx(probability, abs=1e-9)
         assert mine.matched_on == matched_on
+
+
+def test_an_exact_agreement_never_counts_against_a_match() -> None:
+    """A comparison whose trained exact level says "less likely a match" falls back to splink's default m;
+    one that EM trained sensibly keeps its numbers."""
+    def comparison(m_exact: float, u_exact: float) -> dict:
+        return {"output_column_name": "phones", "comparison_levels": [
+            {"is_null_level": True},
+            {"m_probability": m_exact, "u_probability": u_exact},
+            {"m_probability": 1 - m_exact, "u_probability": 1 - u_exact}]}
+
+    model = linkage._regularise({"comparisons": [comparison(0.001, 0.01), comparison(0.8, 0.001)]})
+    inverted, sensible = ([lv for lv in c["comparison_levels"] if not lv.get("is_null_level")]
+                          for c in model["comparisons"])
+    assert [lv["m_probability"] for lv in inverted] == [0.95, 0.05]
+    assert inverted[0]["m_probability"] / inverted[0]["u_probability"] > 1
+    assert [lv["m_probability"] for lv in sensible] == [0.8, pytest.approx(0.2)]

@@ -128,11 +128,26 @@ def _regularise(model: dict[str, Any]) -> dict[str, Any]:
         for rank, level in enumerate(levels):
             m, u = level.get("m_probability"), level.get("u_probability")
             if not trained:
-                m = 0.95 if rank == 0 else 0.05 / max(len(levels) - 1, 1)
+                m = _default_m(rank, len(levels))
             level["m_probability"] = max(float(m), M_FLOOR) if isinstance(m, (int, float)) else M_FLOOR
             if not isinstance(u, (int, float)) or u <= 0:
                 level["u_probability"] = UNSEEN_U
+        if trained and not _agreement_is_evidence(levels):
+            for rank, level in enumerate(levels):
+                level["m_probability"] = _default_m(rank, len(levels))
     return model
+
+
+def _default_m(rank: int, count: int) -> float:
+    """splink's own m when it has none: 0.95 for the top level (exact), the rest shared evenly."""
+    return 0.95 if rank == 0 else 0.05 / max(count - 1, 1)
+
+
+def _agreement_is_evidence(levels: list[dict[str, Any]]) -> bool:
+    """Whether an exact agreement counts for a match. EM on a small account can settle on the opposite (seen:
+    first name, last name, phone, company and city all exact scoring 0.2%); such a comparison falls back to
+    splink's default m."""
+    return levels[0]["m_probability"] >= levels[0]["u_probability"]
 
 
 def _untrained(model: dict[str, Any]) -> list[str]:
